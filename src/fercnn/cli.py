@@ -1,0 +1,197 @@
+"""The ``fercnn`` command. Each subcommand imports what it needs when it runs, so recognition
+never pays for (or requires) torch, and user mistakes end as one line on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+
+from .errors import FercnnError
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+
+def command(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    COMMANDS[fn.__name__.removeprefix("cmd_").replace("_", "-")] = fn
+    return fn
+
+
+@command
+def cmd_info(args: argparse.Namespace) -> int:
+    from .data import load_dataset
+
+    dataset = load_dataset(args.data, val_fraction=args.val_fraction, ferplus=args.ferplus)
+    summary = dataset.summary()
+    if args.grid:
+        from .plots import sample_grid
+
+        train = dataset.split("Training")
+        sample_grid(train.images, train.labels, args.grid)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    from .labels import EMOTIONS
+
+    print(f"{summary['source']}: {summary['total']} images, "
+          f"{summary['distinct_images']} distinct")
+    print(f"{'split':<12}{'total':>7}" + "".join(f"{e:>9}" for e in EMOTIONS)
+          + f"{'in Training':>13}")
+    for name, part in summary["splits"].items():
+        dup = "" if part["in_training"] is None else str(part["in_training"])
+        print(f"{name:<12}{part['total']:>7}"
+              + "".join(f"{part['classes'][e]:>9}" for e in EMOTIONS) + f"{dup:>13}")
+    if args.grid:
+        print(f"sample grid written to {args.grid}")
+    return 0
+
+
+@command
+def cmd_data(args: argparse.Namespace) -> int:
+    from .data import export_folders, load_dataset
+
+    dataset = load_dataset(args.csv)
+    written = export_folders(dataset, args.outdir)
+    print(f"wrote {sum(written.values())} PNG images to {args.outdir} "
+          f"({', '.join(f'{k} {v}' for k, v in written.items())})")
+    return 0
+
+
+@command
+def cmd_models(args: argparse.Namespace) -> int:
+    from .models import count_macs, count_params, create_model, model_names
+
+    rows = []
+    for name in model_names():
+        model = create_model(name)
+        rows.append({"name": name, "params": count_params(model), "macs": count_macs(model)})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(f"{'model':<14}{'params':>14}{'MACs/image':>16}")
+        for r in rows:
+            print(f"{r['name']:<14}{r['params']:>14,}{r['macs']:>16,}")
+    return 0
+
+
+def _config_with_overrides(args: argparse.Namespace):
+    from dataclasses import replace
+
+    from .config import config_from_dict, load_config
+
+    config = load_config(args.config)
+    overrides = {k: getattr(args, k) for k in ("data", "epochs", "limit", "device",
+                                               "precision", "seed")
+                 if getattr(args, k, None) is not None}
+    return config_from_dict({**vars(replace(config)), **overrides}, args.config)
+
+
+@command
+def cmd_train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .train import train
+
+    config = _config_with_overrides(args)
+    out = Path(args.out) if args.out else Path("runs") / config.name
+    metrics = train(config, out, resume=args.resume)
+    print(f"best validation accuracy {metrics['best_val_acc']:.4f} at epoch "
+          f"{metrics['best_epoch']}; run folder {out}")
+    return 0
+
+
+@command
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_checkpoint
+
+    result = evaluate_checkpoint(args.checkpoint, data=args.data, split=args.split,
+                                 out=args.out)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    clean = result.get("clean_accuracy")
+    print(f"{result['model']} (epoch {result['epoch']}) on {args.split}: "
+          f"accuracy {result['accuracy']:.4f}"
+          + (f", clean {clean:.4f} ({result['clean_images']} images)" if clean is not None
+             else "")
+          + f", loss {result['loss']:.4f}, macro F1 {result['macro_f1']:.4f}")
+    print(f"{'class':<10}{'precision':>10}{'recall':>8}{'F1':>8}{'n':>6}")
+    for name, m in result["per_class"].items():
+        print(f"{name:<10}{m['precision']:>10.3f}{m['recall']:>8.3f}{m['f1']:>8.3f}"
+              f"{m['support']:>6}")
+    return 0
+
+
+@command
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .report import compare
+
+    table = compare(args.configs, data=args.data, out=args.out)
+    print(table)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fercnn", description=__doc__.split("\n")[0])
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"fercnn {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("info", help="class counts per split, duplicates and a sample grid")
+    p.add_argument("data", nargs="?", help="FER-2013 CSV (.csv/.gz/.xz) or image folder "
+                   "(default: $FERCNN_DATA)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--grid", metavar="FILE.png", help="write a grid of sample faces per class")
+    p.add_argument("--ferplus", metavar="CSV", help="relabel with FER+ majority votes")
+    p.add_argument("--val-fraction", type=float, default=0.1,
+                   help="image folders without val/: share of train/ held out (default 0.1)")
+
+    p = sub.add_parser("data", help="data utilities")
+    data_sub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    e = data_sub.add_parser("export-folders", help="write the CSV as train/val/test/<class>/*.png")
+    e.add_argument("csv")
+    e.add_argument("outdir")
+
+    p = sub.add_parser("models", help="registered models with parameters and MACs")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("train", help="train a model from a YAML config")
+    p.add_argument("--config", required=True, metavar="FILE")
+    p.add_argument("--data", help="FER-2013 CSV or image folder (default: config, $FERCNN_DATA)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--limit", type=int, metavar="N", help="train on the first N images")
+    p.add_argument("--out", metavar="DIR", help="run folder (default runs/<config name>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--precision", choices=("auto", "bf16", "fp32"))
+    p.add_argument("--seed", type=int)
+
+    p = sub.add_parser("evaluate", help="metrics of a trained run on a split")
+    p.add_argument("checkpoint", metavar="RUN_OR_CHECKPOINT")
+    p.add_argument("--data")
+    p.add_argument("--split", default="PrivateTest",
+                   choices=("Training", "PublicTest", "PrivateTest"))
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--out", metavar="DIR", help="write metrics JSON and confusion matrix here")
+
+    p = sub.add_parser("compare", help="train several configs and tabulate them")
+    p.add_argument("configs", nargs="+", metavar="CONFIG")
+    p.add_argument("--data")
+    p.add_argument("--out", default="results/comparison", metavar="DIR")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except FercnnError as e:
+        print(f"fercnn: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fercnn: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0

@@ -1,0 +1,91 @@
+"""Training configuration: a plain dataclass, read from YAML, overridden from the command line."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from .errors import FercnnError
+
+
+@dataclass
+class TrainConfig:
+    name: str = "run"
+    model: str = "shallow"
+    data: str | None = None  # CSV or image folder; None: $FERCNN_DATA
+    epochs: int = 10
+    batch_size: int = 64
+    optimizer: str = "adam"  # adam | adamw | sgd
+    lr: float = 1e-3
+    momentum: float = 0.9  # sgd only
+    nesterov: bool = True  # sgd only
+    adam_eps: float = 1e-7  # the Keras default, for the seed models
+    weight_decay: float = 0.0  # L2 penalty (adam/sgd) or decoupled (adamw)
+    scheduler: str = "none"  # none | plateau | cosine
+    plateau_factor: float = 0.1
+    plateau_patience: int = 10
+    warmup_epochs: int = 0  # cosine only: linear warm-up
+    early_stopping_patience: int = 0  # epochs without val-accuracy gain; 0 = off
+    label_smoothing: float = 0.0
+    hflip: bool = False  # random horizontal flip
+    shift: int = 0  # random translation up to this many pixels (pad and crop)
+    limit: int | None = None  # train on the first N training images (smoke runs)
+    seed: int = 0
+    precision: str = "auto"  # auto | bf16 | fp32
+    device: str = "auto"  # auto | cpu | cuda
+    val_fraction: float = 0.1  # image folders without val/: share of train/ held out
+
+    def digest(self) -> str:
+        """Short hash of the settings that change the trained weights."""
+        keep = {k: v for k, v in asdict(self).items() if k not in ("name", "data", "device")}
+        return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def config_from_dict(values: dict, source: str = "config") -> TrainConfig:
+    known = {f.name: f for f in fields(TrainConfig)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise FercnnError(f"{source}: unknown setting(s) {', '.join(unknown)}; "
+                          f"known: {', '.join(known)}")
+    config = TrainConfig(**values)
+    for name, f in known.items():
+        value = getattr(config, name)
+        expected = f.type if isinstance(f.type, str) else f.type.__name__
+        if value is None and "None" in expected:
+            continue
+        if "float" in expected and isinstance(value, int) and not isinstance(value, bool):
+            setattr(config, name, float(value))
+        elif not any(t in expected for t in (type(value).__name__,)):
+            raise FercnnError(f"{source}: {name} must be {expected}, got {value!r}")
+    choices = {"optimizer": ("adam", "adamw", "sgd"), "scheduler": ("none", "plateau", "cosine"),
+               "precision": ("auto", "bf16", "fp32"), "device": ("auto", "cpu", "cuda")}
+    for name, allowed in choices.items():
+        if getattr(config, name) not in allowed:
+            raise FercnnError(f"{source}: {name} must be one of {', '.join(allowed)}")
+    if config.epochs < 1 or config.batch_size < 1:
+        raise FercnnError(f"{source}: epochs and batch_size must be positive")
+    return config
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    import yaml
+
+    path = Path(path)
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise FercnnError(f"{path}: no such config file") from None
+    except yaml.YAMLError as e:
+        raise FercnnError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(values, dict):
+        raise FercnnError(f"{path}: expected a mapping of settings")
+    values.setdefault("name", path.stem)
+    return config_from_dict(values, str(path))
+
+
+def save_config(config: TrainConfig, path: Path) -> None:
+    import yaml
+
+    path.write_text(yaml.safe_dump(asdict(config), sort_keys=False))

@@ -1,0 +1,90 @@
+"""FER+ relabelling (``fer2013new.csv``): ten crowd votes per FER-2013 image.
+
+Rows are joined to ``fer2013.csv`` by position, never by ``Image name`` (the names drift from
+row 60 on). Of the ten vote columns, the seven FER-2013 emotions are kept; ``contempt`` is not
+one of them, so its votes are dropped from the distribution and rows whose majority is
+contempt, unknown or not-a-face (NF) get no majority label.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import FercnnError
+from ..labels import EMOTIONS, SPLITS
+from .dataset import FerDataset
+
+VOTE_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear",
+                "contempt", "unknown", "NF")
+# FER+ column -> FER-2013 class index (None: not one of the seven)
+_TO_EMOTION = {"neutral": "neutral", "happiness": "happy", "surprise": "surprise",
+               "sadness": "sad", "anger": "angry", "disgust": "disgust", "fear": "fear"}
+COLUMN_CLASS = [EMOTIONS.index(_TO_EMOTION[c]) if c in _TO_EMOTION else None
+                for c in VOTE_COLUMNS]
+
+
+@dataclass
+class FerPlusLabels:
+    votes: np.ndarray  # (N, 10) int, in VOTE_COLUMNS order
+    usage: np.ndarray  # (N,) uint8, index into SPLITS
+
+    @property
+    def majority(self) -> np.ndarray:
+        """(N,) class index of the most-voted column (first on ties), -1 if not an emotion."""
+        top = np.argmax(self.votes, axis=1)
+        lookup = np.array([-1 if c is None else c for c in COLUMN_CLASS])
+        return lookup[top]
+
+    @property
+    def distribution(self) -> np.ndarray:
+        """(N, 7) float32 vote shares over the seven emotions (zeros where none voted)."""
+        dist = np.zeros((len(self.votes), len(EMOTIONS)), dtype=np.float32)
+        for column, cls in enumerate(COLUMN_CLASS):
+            if cls is not None:
+                dist[:, cls] += self.votes[:, column]
+        totals = dist.sum(axis=1, keepdims=True)
+        return np.divide(dist, totals, out=np.zeros_like(dist), where=totals > 0)
+
+
+def load_ferplus(path: str | Path) -> FerPlusLabels:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise FercnnError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise FercnnError(f"{path}: cannot read ({e})") from None
+    rows = csv.reader(io.StringIO(text))
+    header = next(rows, None)
+    expected = ["Usage", "Image name", *VOTE_COLUMNS]
+    if header != expected:
+        raise FercnnError(f"{path}: line 1: expected header {','.join(expected)!r}")
+    votes, usage = [], []
+    for number, row in enumerate(rows, start=2):
+        if not row:
+            continue
+        if len(row) != len(expected) or row[0] not in SPLITS:
+            raise FercnnError(f"{path}: line {number}: expected Usage, Image name and 10 votes")
+        try:
+            votes.append([int(v) for v in row[2:]])
+        except ValueError:
+            raise FercnnError(f"{path}: line {number}: votes must be integers") from None
+        usage.append(SPLITS.index(row[0]))
+    return FerPlusLabels(np.array(votes, dtype=np.int64), np.array(usage, dtype=np.uint8))
+
+
+def apply_ferplus(dataset: FerDataset, ferplus: FerPlusLabels) -> FerDataset:
+    """A copy of ``dataset`` relabelled by FER+ majority, with rows lacking one dropped."""
+    if len(ferplus.votes) != len(dataset) or not np.array_equal(ferplus.usage, dataset.usage):
+        raise FercnnError("FER+ labels do not line up with the FER-2013 rows "
+                          f"({len(ferplus.votes)} vs {len(dataset)} rows, or Usage differs)")
+    majority = ferplus.majority
+    keep = majority >= 0
+    return FerDataset(dataset.images[keep], majority[keep].astype(np.int64),
+                      dataset.usage[keep], source=f"{dataset.source} + FER+",
+                      soft_labels=ferplus.distribution[keep])

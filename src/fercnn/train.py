@@ -1,0 +1,249 @@
+"""The training loop: read it top to bottom in :func:`train`.
+
+The dataset lives in memory as uint8 tensors; a batch is an index into them, augmented as whole
+batch tensor ops, run under bf16 autocast with channels_last where that is faster. Each epoch
+ends with a validation pass on PublicTest, a ``history.csv`` row, refreshed curves and atomic
+``last.pt`` / ``best.pt`` checkpoints that carry everything needed to resume exactly.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import random
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .augment import random_hflip, random_shift
+from .checkpoint import load_checkpoint, save_atomic
+from .config import TrainConfig, config_from_dict, save_config
+from .errors import FercnnError
+from .evaluate import predict_logits
+from .models import count_params, create_model
+
+HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise FercnnError("--device cuda: no CUDA GPU is available")
+    return torch.device(name)
+
+
+def use_bf16(precision: str, device: torch.device) -> bool:
+    """bf16 autocast when asked, or by default where the hardware runs it natively."""
+    if precision != "auto":
+        return precision == "bf16"
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    params = model.parameters()
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
+                               nesterov=config.nesterov, weight_decay=config.weight_decay)
+    kind = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    return kind(params, lr=config.lr, eps=config.adam_eps, weight_decay=config.weight_decay)
+
+
+def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
+    """ReduceLROnPlateau steps per epoch on val loss; cosine (with warm-up) steps per batch."""
+    if config.scheduler == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=config.plateau_factor,
+            patience=config.plateau_patience)
+    if config.scheduler == "cosine":
+        total = config.epochs * steps_per_epoch
+        warmup = config.warmup_epochs * steps_per_epoch
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return None
+
+
+def train_one_epoch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                    config: TrainConfig, optimizer: torch.optim.Optimizer, scheduler,
+                    generator: torch.Generator, bf16: bool, desc: str) -> tuple[float, float]:
+    """One pass over the training tensors; returns mean loss and accuracy."""
+    from tqdm import tqdm
+
+    model.train()
+    n = len(labels)
+    order = torch.randperm(n, generator=generator).to(images.device)
+    loss_sum = torch.zeros((), device=images.device)
+    correct = torch.zeros((), dtype=torch.long, device=images.device)
+    started = time.perf_counter()
+    bar = tqdm(total=n, desc=desc, unit="img", leave=False, disable=None)
+    for start in range(0, n, config.batch_size):
+        index = order[start:start + config.batch_size]
+        x = images[index].float().div_(255)
+        if config.hflip:
+            x = random_hflip(x, generator)
+        if config.shift:
+            x = random_shift(x, config.shift, generator)
+        x = x.contiguous(memory_format=torch.channels_last)
+        y = labels[index]
+        with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
+            scheduler.step()
+        loss_sum += loss.detach() * len(y)
+        correct += (logits.argmax(1) == y).sum()
+        done = min(start + config.batch_size, n)
+        bar.update(len(y))
+        if bar.n % (config.batch_size * 20) < config.batch_size or done == n:
+            bar.set_postfix(loss=f"{loss_sum.item() / done:.3f}",
+                            acc=f"{correct.item() / done:.3f}",
+                            img_s=f"{done / (time.perf_counter() - started):.0f}")
+    bar.close()
+    return loss_sum.item() / n, correct.item() / n
+
+
+def validate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+             bf16: bool) -> tuple[float, float]:
+    logits = predict_logits(model, images, bf16=bf16)
+    loss = F.cross_entropy(logits, labels.to(logits.device)).item()
+    acc = (logits.argmax(1).cpu() == labels.cpu()).float().mean().item()
+    return loss, acc
+
+
+def write_history(history: list[dict], path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
+        writer.writeheader()
+        writer.writerows(history)
+    tmp.replace(path)
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+             "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def train(config: TrainConfig, out: str | Path, resume: bool = False) -> dict:
+    """Train ``config`` into the run folder ``out``; returns the final metrics."""
+    from .data import load_dataset
+    from .plots import learning_curves
+
+    out = Path(out)
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    checkpoint = None
+    if resume and last_path.exists():
+        checkpoint = load_checkpoint(last_path)
+        saved = config_from_dict(checkpoint["config"], str(last_path))
+        if saved.digest() != config.digest():
+            raise FercnnError(f"{out}: --resume with different settings than the run was "
+                              "started with; use another --out")
+    elif last_path.exists():
+        raise FercnnError(f"{out} already holds a run: pass --resume to continue it, "
+                          "or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(config, out / "config.yaml")
+
+    device = resolve_device(config.device)
+    bf16 = use_bf16(config.precision, device)
+    dataset = load_dataset(config.data, val_fraction=config.val_fraction)
+    train_split, val_split = dataset.split("Training"), dataset.split("PublicTest")
+    limit = config.limit or len(train_split)
+    x_train = torch.from_numpy(train_split.images[:limit]).unsqueeze(1).to(device)
+    y_train = torch.from_numpy(train_split.labels[:limit]).to(device)
+    x_val = torch.from_numpy(val_split.images).unsqueeze(1).to(device)
+    y_val = torch.from_numpy(val_split.labels).to(device)
+    if len(y_train) == 0 or len(y_val) == 0:
+        raise FercnnError("the data has no Training or no PublicTest (validation) images")
+
+    torch.manual_seed(config.seed)
+    model = create_model(config.model).to(device, memory_format=torch.channels_last)
+    optimizer = make_optimizer(config, model)
+    steps_per_epoch = math.ceil(len(y_train) / config.batch_size)
+    scheduler = make_scheduler(config, optimizer, steps_per_epoch)
+    history: list[dict] = []
+    best_acc, start_epoch, stale = -1.0, 0, 0
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(checkpoint["scheduler"])
+        history, best_acc = checkpoint["history"], checkpoint["best_val_acc"]
+        start_epoch, stale = checkpoint["epoch"], checkpoint["stale_epochs"]
+        set_rng_state(checkpoint["rng"])
+        print(f"resuming {out} after epoch {start_epoch}", flush=True)
+
+    params = count_params(model)
+    print(f"{config.name}: {config.model} ({params:,} params) on {device}, "
+          f"{'bf16' if bf16 else 'fp32'}, {len(y_train)} train / {len(y_val)} val images",
+          flush=True)
+    for epoch in range(start_epoch, config.epochs):
+        started = time.perf_counter()
+        generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+        lr = optimizer.param_groups[0]["lr"]
+        train_loss, train_acc = train_one_epoch(
+            model, x_train, y_train, config, optimizer, scheduler, generator, bf16,
+            desc=f"epoch {epoch + 1}/{config.epochs}")
+        val_loss, val_acc = validate(model, x_val, y_val, bf16)
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            scheduler.step(val_loss)
+        row = {"epoch": epoch + 1, "train_loss": round(train_loss, 6),
+               "train_acc": round(train_acc, 6), "val_loss": round(val_loss, 6),
+               "val_acc": round(val_acc, 6), "lr": lr,
+               "seconds": round(time.perf_counter() - started, 2)}
+        history.append(row)
+        improved = val_acc > best_acc
+        best_acc, stale = (val_acc, 0) if improved else (best_acc, stale + 1)
+        state = {"model_name": config.model, "config": asdict(config), "epoch": epoch + 1,
+                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                 "history": history, "best_val_acc": best_acc, "stale_epochs": stale,
+                 "rng": rng_state(), "params": params}
+        if improved:
+            save_atomic(state, best_path)
+        save_atomic(state, last_path)
+        write_history(history, out / "history.csv")
+        learning_curves(history, out / "curves.png", title=config.name)
+        print(f"epoch {epoch + 1}/{config.epochs}  train loss {train_loss:.4f} acc "
+              f"{train_acc:.4f}  val loss {val_loss:.4f} acc {val_acc:.4f}  lr {lr:.2g}  "
+              f"{row['seconds']:.1f}s{'  *best' if improved else ''}", flush=True)
+        if config.early_stopping_patience and stale >= config.early_stopping_patience:
+            print(f"early stop: no val-accuracy gain in {stale} epochs", flush=True)
+            break
+
+    best_row = max(history, key=lambda r: r["val_acc"])
+    metrics = {"name": config.name, "model": config.model, "config_digest": config.digest(),
+               "params": params,
+               "epochs_run": len(history), "best_epoch": best_row["epoch"],
+               "best_val_acc": best_row["val_acc"], "precision": "bf16" if bf16 else "fp32",
+               "device": str(device), "finished": True,
+               "epoch_seconds": round(sum(r["seconds"] for r in history) / len(history), 2)}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics

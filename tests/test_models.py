@@ -1,0 +1,51 @@
+"""The seed models match the notebook layer for layer: exact parameter counts, 7 logits."""
+
+import json
+
+import pytest
+import torch
+
+from fercnn.models import count_macs, count_params, create_model, model_names
+
+from .conftest import run_cli
+
+NOTEBOOK_PARAMS = {"shallow": 2_345_607, "improved": 2_345_607, "deep": 20_543_559}
+
+
+@pytest.mark.parametrize("name", sorted(NOTEBOOK_PARAMS))
+def test_parameter_counts_match_the_notebook(name):
+    assert count_params(create_model(name)) == NOTEBOOK_PARAMS[name]
+
+
+def test_deep_batchnorm_statistics_are_the_9216_keras_counts_as_non_trainable():
+    model = create_model("deep")
+    stats = sum(b.numel() for n, b in model.named_buffers() if "running" in n)
+    assert stats == 9_216
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_forward_gives_seven_logits(name):
+    model = create_model(name).eval()
+    assert model(torch.rand(3, 1, 48, 48)).shape == (3, 7)
+
+
+def test_improved_is_shallow_plus_three_dropouts():
+    dropouts = [m.p for m in create_model("improved").modules() if isinstance(m, torch.nn.Dropout)]
+    assert dropouts == [0.25, 0.25, 0.5]
+    assert not any(isinstance(m, torch.nn.Dropout) for m in create_model("shallow").modules())
+
+
+def test_macs_of_shallow_by_hand():
+    # conv 46x46x32x9 + 44x44x64x288 + 20x20x128x576 + 8x8x128x1152 + 2048x1024 + 1024x7
+    expected = 46 * 46 * 32 * 9 + 44 * 44 * 64 * 288 + 20 * 20 * 128 * 576 \
+        + 8 * 8 * 128 * 1152 + 2048 * 1024 + 1024 * 7
+    assert count_macs(create_model("shallow")) == expected
+
+
+def test_models_command_json():
+    result = run_cli("models", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = {r["name"]: r for r in json.loads(result.stdout)}
+    for name, params in NOTEBOOK_PARAMS.items():
+        assert rows[name]["params"] == params
+        assert rows[name]["macs"] > 0

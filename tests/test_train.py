@@ -1,0 +1,170 @@
+"""The training engine on small synthetic data: outputs, exact resume, atomic checkpoints."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from fercnn import checkpoint as checkpoint_module
+from fercnn.checkpoint import load_checkpoint, save_atomic
+
+from .conftest import REPO, assert_one_line_error, csv_text, make_rows, run_cli
+
+TINY = """model: shallow
+epochs: {epochs}
+batch_size: 32
+lr: 0.001
+"""
+
+
+@pytest.fixture(scope="module")
+def train_csv(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("train") / "fer.csv"
+    path.write_text(csv_text(make_rows({"Training": 600, "PublicTest": 70, "PrivateTest": 70})))
+    return path
+
+
+def write_config(folder: Path, epochs: int, name: str = "tiny", extra: str = "") -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(TINY.format(epochs=epochs) + extra)
+    return path
+
+
+def history_rows(run: Path) -> list[dict]:
+    with open(run / "history.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_train_leaves_history_curves_and_checkpoints(tmp_path, train_csv):
+    config = write_config(tmp_path, epochs=2, extra="hflip: true\nshift: 3\n")
+    result = run_cli("train", "--config", config, "--data", train_csv, "--limit", "200",
+                     "--out", tmp_path / "run")
+    assert result.returncode == 0, result.stderr
+    run = tmp_path / "run"
+    for name in ("history.csv", "curves.png", "best.pt", "last.pt", "config.yaml",
+                 "metrics.json"):
+        assert (run / name).exists(), name
+    rows = history_rows(run)
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert set(rows[0]) == {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr",
+                            "seconds"}
+    state = load_checkpoint(run)
+    assert state["model_name"] == "shallow" and state["config"]["limit"] == 200
+    assert {"optimizer", "rng", "history", "epoch"} <= set(state)
+
+
+def test_train_refuses_to_overwrite_a_run_without_resume(tmp_path, train_csv):
+    config = write_config(tmp_path, epochs=1)
+    args = ("train", "--config", config, "--data", train_csv, "--limit", "64",
+            "--out", tmp_path / "run")
+    assert run_cli(*args).returncode == 0
+    assert_one_line_error(run_cli(*args), "--resume")
+
+
+def test_config_mistakes_are_one_line(tmp_path, train_csv):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: shallow\nlearning_rate: 0.1\n")
+    assert_one_line_error(run_cli("train", "--config", bad, "--data", train_csv),
+                          "learning_rate")
+    wrong_model = tmp_path / "wrong.yaml"
+    wrong_model.write_text("model: resnet9000\n")
+    assert_one_line_error(run_cli("train", "--config", wrong_model, "--data", train_csv),
+                          "resnet9000")
+    assert_one_line_error(run_cli("train", "--config", tmp_path / "missing.yaml"),
+                          "missing.yaml")
+
+
+def _comparable(rows: list[dict]) -> list[tuple]:
+    return [(r["epoch"], float(r["train_loss"]), float(r["train_acc"]), float(r["val_loss"]),
+             float(r["val_acc"]), r["lr"]) for r in rows]
+
+
+def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path, train_csv):
+    epochs = 4
+    config = write_config(tmp_path, epochs=epochs, extra="hflip: true\nshift: 2\n"
+                          "scheduler: cosine\nwarmup_epochs: 1\n")
+    common = ["--config", str(config), "--data", str(train_csv), "--precision", "fp32"]
+    straight = tmp_path / "straight"
+    assert run_cli("train", *common, "--out", straight).returncode == 0
+
+    killed = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, "-m", "fercnn", "train", *common,
+                                "--out", str(killed)], cwd=REPO, env=os.environ.copy(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (killed / "last.pt").exists() and time.time() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)  # into the second epoch
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert load_checkpoint(killed / "last.pt")["epoch"] < epochs, "the run ended before the kill"
+    load_checkpoint(killed / "best.pt")  # never half-written
+
+    resumed = run_cli("train", *common, "--out", killed, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stdout
+    assert _comparable(history_rows(killed)) == _comparable(history_rows(straight))
+    a, b = load_checkpoint(straight / "last.pt"), load_checkpoint(killed / "last.pt")
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+
+
+def test_a_save_that_dies_midway_leaves_the_old_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "best.pt"
+    save_atomic({"epoch": 1, "weights": torch.ones(1000)}, path)
+
+    def dying_save(obj, f):
+        f.write(b"PK\x03\x04 half a checkpoint")
+        raise KeyboardInterrupt  # as if killed during the write
+
+    monkeypatch.setattr(checkpoint_module.torch, "save", dying_save)
+    with pytest.raises(KeyboardInterrupt):
+        save_atomic({"epoch": 2, "weights": torch.zeros(1000)}, path)
+    assert load_checkpoint(path)["epoch"] == 1
+    assert list(tmp_path.iterdir()) == [path], "a temporary file was left behind"
+
+
+def test_evaluate_json_and_confusion_matrix(tmp_path, train_csv):
+    config = write_config(tmp_path, epochs=1)
+    run = tmp_path / "run"
+    assert run_cli("train", "--config", config, "--data", train_csv, "--limit", "128",
+                   "--out", run).returncode == 0
+    result = run_cli("evaluate", run, "--json", "--out", tmp_path / "eval")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)
+    assert 0.0 <= metrics["accuracy"] <= 1.0
+    assert metrics["images"] == 70 and metrics["clean_images"] == 70
+    assert set(metrics["per_class"]) == {"angry", "disgust", "fear", "happy", "sad",
+                                         "surprise", "neutral"}
+    assert (tmp_path / "eval" / "confusion-PrivateTest.png").exists()
+    assert_one_line_error(run_cli("evaluate", tmp_path / "nowhere"), "nowhere")
+
+
+def test_compare_trains_tabulates_and_reuses(tmp_path, train_csv):
+    a = write_config(tmp_path, epochs=2, name="a", extra="limit: 96\n")
+    b = write_config(tmp_path, epochs=1, name="b", extra="limit: 96\nmodel: improved\n")
+    out = tmp_path / "cmp"
+    first = run_cli("compare", a, b, "--data", train_csv, "--out", out)
+    assert first.returncode == 0, first.stderr
+    with open(out / "comparison.csv", newline="") as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+    assert reader.fieldnames == ["model", "params", "train_loss", "val_loss", "train_acc",
+                                 "val_acc", "test_acc", "clean_test_acc", "epoch_seconds"]
+    assert [r["model"] for r in rows] == ["a", "b"]
+    assert all(0 <= float(r["test_acc"]) <= 1 for r in rows)
+    for name in ("comparison.md", "validation_curves.png", "a/curves.png",
+                 "a/confusion-PrivateTest.png", "b/history.csv"):
+        assert (out / name).exists(), name
+    again = run_cli("compare", a, b, "--data", train_csv, "--out", out)
+    assert again.returncode == 0
+    assert again.stdout.count("reusing the finished run") == 2
