@@ -33,16 +33,21 @@ def cache_path(key: str) -> Path:
     return cache_dir() / f"v{CACHE_VERSION}-{key}.npz"
 
 
-def load_arrays(key: str) -> dict[str, np.ndarray] | None:
-    """The cached arrays for ``key``, or None when absent or unreadable (then re-parse)."""
+def load_arrays(key: str, required: tuple[str, ...] = ("images", "labels", "usage")
+                ) -> dict[str, np.ndarray] | None:
+    """The cached arrays for ``key``, or None when absent or damaged (then re-parse).
+
+    Any failure to read counts as damage: a truncated zip, an empty file, a missing array.
+    """
     path = cache_path(key)
     if not path.exists():
         return None
     try:
         with np.load(path, allow_pickle=False) as npz:
-            return {name: npz[name] for name in npz.files}
-    except (OSError, ValueError):
+            arrays = {name: npz[name] for name in npz.files}
+    except Exception:
         return None
+    return arrays if all(name in arrays for name in required) else None
 
 
 def save_arrays(key: str, arrays: dict[str, np.ndarray]) -> None:

@@ -32,6 +32,7 @@ COLUMN_CLASS = [EMOTIONS.index(_TO_EMOTION[c]) if c in _TO_EMOTION else None
 class FerPlusLabels:
     votes: np.ndarray  # (N, 10) int, in VOTE_COLUMNS order
     usage: np.ndarray  # (N,) uint8, index into SPLITS
+    source: str = "fer2013new.csv"
 
     @property
     def majority(self) -> np.ndarray:
@@ -75,14 +76,19 @@ def load_ferplus(path: str | Path) -> FerPlusLabels:
         except ValueError:
             raise FercnnError(f"{path}: line {number}: votes must be integers") from None
         usage.append(SPLITS.index(row[0]))
-    return FerPlusLabels(np.array(votes, dtype=np.int64), np.array(usage, dtype=np.uint8))
+    return FerPlusLabels(np.array(votes, dtype=np.int64), np.array(usage, dtype=np.uint8),
+                         str(path))
 
 
 def apply_ferplus(dataset: FerDataset, ferplus: FerPlusLabels) -> FerDataset:
     """A copy of ``dataset`` relabelled by FER+ majority, with rows lacking one dropped."""
-    if len(ferplus.votes) != len(dataset) or not np.array_equal(ferplus.usage, dataset.usage):
-        raise FercnnError("FER+ labels do not line up with the FER-2013 rows "
-                          f"({len(ferplus.votes)} vs {len(dataset)} rows, or Usage differs)")
+    if len(ferplus.votes) != len(dataset):
+        raise FercnnError(f"{ferplus.source}: {len(ferplus.votes)} rows, but "
+                          f"{dataset.source} has {len(dataset)}; FER+ joins by row position")
+    if not np.array_equal(ferplus.usage, dataset.usage):
+        row = int(np.argmax(ferplus.usage != dataset.usage))
+        raise FercnnError(f"{ferplus.source}: line {row + 2}: Usage differs from "
+                          f"{dataset.source}; FER+ joins by row position")
     majority = ferplus.majority
     keep = majority >= 0
     return FerDataset(dataset.images[keep], majority[keep].astype(np.int64),

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image, ImageOps
 
 from ..errors import FercnnError
 from ..labels import EMOTIONS, IMAGE_SIZE, SPLITS
@@ -58,10 +59,16 @@ def _list_split(folder: Path) -> list[tuple[Path, int]]:
 
 
 def read_face(path: Path) -> np.ndarray:
-    """One image file as 48x48 uint8 gray (INTER_AREA when shrinking)."""
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if image is None:
-        raise FercnnError(f"{path}: cannot read image")
+    """One image file as 48x48 uint8 gray (INTER_AREA when shrinking).
+
+    Decoded with Pillow rather than OpenCV: a broken file then raises a Python error instead
+    of libpng/libjpeg printing warnings to stderr.
+    """
+    try:
+        with Image.open(path) as opened:
+            image = np.asarray(ImageOps.exif_transpose(opened).convert("L"))
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise FercnnError(f"{path}: cannot read image ({e})") from None
     if image.shape != (IMAGE_SIZE, IMAGE_SIZE):
         shrink = image.shape[0] > IMAGE_SIZE or image.shape[1] > IMAGE_SIZE
         image = cv2.resize(image, (IMAGE_SIZE, IMAGE_SIZE),
@@ -126,9 +133,12 @@ def export_folders(dataset: FerDataset, out: str | Path) -> dict[str, int]:
     """Write every image as a lossless PNG: ``train|val|test/<class>/<row>.png``.
 
     Training -> train, PublicTest -> val, PrivateTest -> test; the file name is the row index,
-    zero-padded, so reading the folders back restores the CSV order exactly.
+    zero-padded, so reading the folders back restores each split's rows in CSV order. An
+    existing, non-empty ``out`` is refused rather than mixed with old files.
     """
     out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise FercnnError(f"{out}: output folder is not empty")
     folder_of = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
     made: set[Path] = set()
     written = dict.fromkeys(SPLITS, 0)
