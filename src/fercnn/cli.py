@@ -132,6 +132,68 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+@command
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_onnx
+
+    metadata = export_onnx(args.checkpoint, args.out, int8=args.int8, data=args.data)
+    accuracy = metadata["private_test_accuracy"]
+    print(f"wrote {args.out} ({metadata['model']}, {metadata['quantization']}"
+          + (f", PrivateTest accuracy {accuracy:.4f}" if accuracy is not None else "") + ")")
+    return 0
+
+
+def _image_files(paths: list[str]) -> tuple[list, list[str]]:
+    """Image files from files and folders (recursively), and one message per bad path."""
+    from pathlib import Path
+
+    from .data.folders import IMAGE_SUFFIXES
+
+    files, problems = [], []
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*")
+                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                problems.append(f"{path}: no images in this folder")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            problems.append(f"{path}: no such file or folder")
+    return files, problems
+
+
+@command
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .recognize import Recognizer
+
+    recognizer = Recognizer(args.model)
+    files, problems = _image_files(args.paths)
+    for problem in problems:
+        print(f"fercnn: error: {problem}", file=sys.stderr)
+    report = []
+    for path in files:
+        try:
+            faces = recognizer.predict(path, detect=not args.no_detect)
+        except FercnnError as e:
+            problems.append(str(e))
+            print(f"fercnn: error: {e}", file=sys.stderr)
+            continue
+        report.append({"image": str(path), "faces": [f.to_dict() for f in faces]})
+        if not args.json:
+            if not faces:
+                print(f"{path}: no face found")
+            for i, face in enumerate(faces):
+                top = sorted(face.probabilities.items(), key=lambda kv: -kv[1])[:3]
+                print(f"{path}  face {i + 1} at {tuple(face.box)}: {face.emotion}  ("
+                      + ", ".join(f"{k} {v:.0%}" for k, v in top) + ")")
+    if args.json:
+        print(json.dumps(report, indent=2))
+    return 1 if problems else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fercnn", description=__doc__.split("\n")[0])
     from . import __version__
@@ -180,6 +242,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("configs", nargs="+", metavar="CONFIG")
     p.add_argument("--data")
     p.add_argument("--out", default="results/comparison", metavar="DIR")
+
+    p = sub.add_parser("export", help="export a trained run to ONNX (optionally int8)")
+    p.add_argument("checkpoint", metavar="RUN_OR_CHECKPOINT")
+    p.add_argument("--out", required=True, metavar="MODEL.onnx")
+    p.add_argument("--int8", action="store_true", help="static int8, calibrated on Training")
+    p.add_argument("--data", help="data for calibration and the PrivateTest accuracy")
+
+    p = sub.add_parser("predict", help="emotions of the faces in images or folders")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--model", metavar="M.onnx", help="an exported model (default: embedded)")
+    p.add_argument("--no-detect", action="store_true",
+                   help="each image is one pre-cropped face")
     return parser
 
 

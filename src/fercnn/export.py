@@ -1,0 +1,142 @@
+"""Export a trained checkpoint to ONNX (softmax included) with its metadata, optionally int8.
+
+The metadata travels inside the file (``metadata_props["fercnn"]``, JSON) so a model file alone
+tells a recogniser its classes, input size and normalisation, and how good it is.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import FercnnError
+from .labels import EMOTIONS, IMAGE_SIZE
+
+METADATA_KEY = "fercnn"
+
+
+class WithSoftmax(nn.Module):
+    """The exported graph: [0, 1] gray images in, probabilities out."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.model(image), dim=1)
+
+
+def model_from_checkpoint(checkpoint: dict) -> nn.Module:
+    from .models import create_model
+
+    model = create_model(checkpoint["model_name"])
+    model.load_state_dict(checkpoint["model"])
+    return model.eval()
+
+
+def export_onnx(checkpoint_path: str | Path, out: str | Path, int8: bool = False,
+                data: str | None = None, calibration_images: int = 512) -> dict:
+    """Write ``out`` (fp32, or int8 when asked); returns the metadata written into it."""
+    import onnx
+
+    from .checkpoint import load_checkpoint
+    from .config import config_from_dict
+    from .evaluate import evaluate_checkpoint
+
+    checkpoint = load_checkpoint(checkpoint_path)
+    config = config_from_dict(checkpoint["config"], str(checkpoint_path))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    metadata = {
+        "classes": list(EMOTIONS),
+        "input": {"shape": [1, IMAGE_SIZE, IMAGE_SIZE], "layout": "NCHW", "color": "gray",
+                  "scale": 1 / 255, "mean": 0.0, "std": 1.0},
+        "output": "probabilities",
+        "model": checkpoint["model_name"],
+        "config_digest": config.digest(),
+        "epoch": checkpoint["epoch"],
+        "private_test_accuracy": None,
+        "quantization": "int8" if int8 else "fp32",
+    }
+    data = data or config.data
+    dataset = None
+    if data is not None:
+        from .data import load_dataset
+
+        dataset = load_dataset(data, val_fraction=config.val_fraction)
+        metadata["private_test_accuracy"] = round(
+            evaluate_checkpoint(checkpoint_path, data=data)["accuracy"], 4)
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32_path = Path(tmp) / "fp32.onnx"
+        _export_fp32(model_from_checkpoint(checkpoint), fp32_path)
+        if int8:
+            if dataset is None:
+                raise FercnnError("--int8 needs training images to calibrate: pass --data")
+            calibration = dataset.split("Training").images[:calibration_images]
+            _quantize_int8(fp32_path, out, calibration)
+        else:
+            fp32_path.replace(out)
+    proto = onnx.load(str(out))
+    del proto.metadata_props[:]
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, json.dumps(metadata)
+    onnx.save(proto, str(out))
+    if int8 and dataset is not None:
+        metadata["private_test_accuracy"] = round(onnx_accuracy(out, dataset), 4)
+        entry.value = json.dumps(metadata)
+        onnx.save(proto, str(out))
+    return metadata
+
+
+def _export_fp32(model: nn.Module, path: Path) -> None:
+    example = torch.rand(2, 1, IMAGE_SIZE, IMAGE_SIZE)
+    torch.onnx.export(WithSoftmax(model), (example,), str(path), input_names=["image"],
+                      output_names=["probabilities"], dynamo=True, external_data=False,
+                      dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)
+
+
+def _quantize_int8(fp32_path: Path, out: Path, images: np.ndarray) -> None:
+    """Static QDQ int8, calibrated on training images (activations by min-max).
+
+    Only the convolutions and matrix products are quantised: the softmax stays float, so the
+    probabilities still sum to 1.
+    """
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quant_pre_process,
+        quantize_static,
+    )
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            batches = np.array_split(images, max(1, len(images) // 64))
+            self.batches = iter([{"image": b[:, None].astype(np.float32) / 255}
+                                 for b in batches])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    prepared = fp32_path.with_name("prepared.onnx")
+    quant_pre_process(str(fp32_path), str(prepared))
+    quantize_static(str(prepared), str(out), Reader(), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    per_channel=True, op_types_to_quantize=["Conv", "Gemm", "MatMul"])
+
+
+def onnx_accuracy(path: str | Path, dataset, split: str = "PrivateTest") -> float:
+    """Accuracy of an ONNX model file on a split, fed the 48x48 images directly."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    part = dataset.split(split)
+    x = part.images[:, None].astype(np.float32) / 255
+    probabilities = np.concatenate([session.run(None, {"image": x[i:i + 256]})[0]
+                                    for i in range(0, len(x), 256)])
+    return float((probabilities.argmax(1) == part.labels).mean())
