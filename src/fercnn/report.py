@@ -14,7 +14,10 @@ COLUMNS = ("model", "params", "train_loss", "val_loss", "train_acc", "val_acc", 
 
 
 def finished_run(run: Path, digest: str) -> bool:
-    """True when ``run`` holds a completed run of exactly these settings."""
+    """True when ``run`` holds a completed run of exactly these settings, checkpoint included
+    (results folders are committed without their checkpoints)."""
+    if not (run / "best.pt").is_file():
+        return False
     try:
         metrics = json.loads((run / "metrics.json").read_text())
     except (OSError, ValueError):
