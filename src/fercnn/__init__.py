@@ -7,7 +7,7 @@ from .errors import FercnnError
 from .labels import EMOTIONS, SPLITS
 
 __version__ = "0.1.0"
-__all__ = ["EMOTIONS", "SPLITS", "FercnnError", "load_dataset", "__version__"]
+__all__ = ["EMOTIONS", "SPLITS", "FercnnError", "Recognizer", "load_dataset", "__version__"]
 
 
 def load_dataset(*args, **kwargs):
@@ -15,3 +15,11 @@ def load_dataset(*args, **kwargs):
     from .data import load_dataset as _load
 
     return _load(*args, **kwargs)
+
+
+def __getattr__(name: str):
+    if name == "Recognizer":  # imported on first use: it loads onnxruntime
+        from .recognize import Recognizer
+
+        return Recognizer
+    raise AttributeError(f"module 'fercnn' has no attribute {name!r}")

@@ -76,7 +76,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def _config_with_overrides(args: argparse.Namespace):
-    from dataclasses import replace
+    from dataclasses import asdict
 
     from .config import config_from_dict, load_config
 
@@ -84,7 +84,7 @@ def _config_with_overrides(args: argparse.Namespace):
     overrides = {k: getattr(args, k) for k in ("data", "epochs", "limit", "device",
                                                "precision", "seed")
                  if getattr(args, k, None) is not None}
-    return config_from_dict({**vars(replace(config)), **overrides}, args.config)
+    return config_from_dict({**asdict(config), **overrides}, args.config)
 
 
 @command

@@ -20,6 +20,8 @@ from .dataset import FerDataset
 
 HEADER = b"emotion,pixels,Usage"
 PIXELS = IMAGE_SIZE * IMAGE_SIZE
+LABEL_FIELDS = {str(i).encode() for i in range(len(EMOTIONS))}
+USAGE_CODES = {name.encode(): i for i, name in enumerate(SPLITS)}
 _OPENERS = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}
 
 
@@ -59,7 +61,6 @@ def parse_fer2013(data: bytes, name: str = "fer2013.csv") -> dict[str, np.ndarra
         found = lines[0][:60].decode("utf-8", "replace")
         raise FercnnError(f"{name}: line 1: expected header {HEADER.decode()!r}, found {found!r}")
     line_numbers, labels, usage, pixel_fields = [], [], [], []
-    usage_codes = {s.encode(): i for i, s in enumerate(SPLITS)}
     for number, line in enumerate(lines[1:], start=2):
         if not line.strip():
             continue
@@ -68,10 +69,10 @@ def parse_fer2013(data: bytes, name: str = "fer2013.csv") -> dict[str, np.ndarra
             raise FercnnError(f"{name}: line {number}: expected 3 fields "
                               f"(emotion,pixels,Usage), found {len(fields)}")
         emotion, pixels, split = fields
-        if emotion.strip() not in {str(i).encode() for i in range(len(EMOTIONS))}:
+        if emotion.strip() not in LABEL_FIELDS:
             raise FercnnError(f"{name}: line {number}: emotion must be 0-6, "
                               f"found {emotion[:20].decode('utf-8', 'replace')!r}")
-        code = usage_codes.get(split.strip())
+        code = USAGE_CODES.get(split.strip())
         if code is None:
             raise FercnnError(f"{name}: line {number}: Usage must be one of {', '.join(SPLITS)}, "
                               f"found {split[:20].decode('utf-8', 'replace')!r}")
