@@ -6,6 +6,8 @@ from __future__ import annotations
 import gzip
 import json
 import lzma
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -568,3 +570,22 @@ def test_ferplus_bad_files(tmp_path):
     fields.write_text(FERPLUS_HEADER + "\nTraining,a.png,10,0,0\n")
     with pytest.raises(FercnnError, match="line 2"):
         load_ferplus(fields)
+
+
+def test_info_and_grid_need_neither_torch_nor_matplotlib(synthetic_csv, tmp_path):
+    """The base install (no training extra) runs the data summary and its sample grid."""
+    grid = tmp_path / "grid.png"
+    code = f"""
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "matplotlib"):
+            raise ImportError(name + " is blocked for this test")
+sys.meta_path.insert(0, Block())
+from fercnn.cli import main
+sys.exit(main(["info", {str(synthetic_csv)!r}, "--grid", {str(grid)!r}]))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert grid.read_bytes().startswith(b"\x89PNG")

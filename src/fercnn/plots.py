@@ -1,7 +1,8 @@
 """Figures: sample grids, learning curves, confusion matrices and model comparisons.
 
-matplotlib is imported inside each function (with the file-only Agg backend), so modules that
-import this one stay light and work without a display.
+The sample grid is drawn with OpenCV so ``fercnn info`` works on the base install; the training
+figures use matplotlib (the ``train`` extra), imported inside each function with the file-only
+Agg backend.
 """
 
 from __future__ import annotations
@@ -10,11 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import FercnnError
 from .labels import EMOTIONS
 
 
 def _pyplot():
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        raise FercnnError("plots need matplotlib: pip install 'fercnn[train]'") from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -32,21 +37,32 @@ def _save(fig, path: str | Path) -> None:
 
 
 def sample_grid(images: np.ndarray, labels: np.ndarray, path: str | Path, per_class: int = 8,
-                seed: int = 0) -> None:
-    """A row of random faces per class, as the notebook showed."""
-    plt = _pyplot()
+                seed: int = 0, zoom: int = 2) -> None:
+    """A row of random faces per class, each row headed by the class name and its count."""
+    import cv2
+
     rng = np.random.default_rng(seed)
-    fig, axes = plt.subplots(len(EMOTIONS), per_class,
-                             figsize=(per_class * 1.1, len(EMOTIONS) * 1.2), squeeze=False)
-    for row, emotion in enumerate(EMOTIONS):
-        members = np.flatnonzero(labels == row)
+    side, gap, label_width = images.shape[1] * zoom, 4, 150
+    rows = []
+    for index, emotion in enumerate(EMOTIONS):
+        row = np.full((side, label_width + per_class * (side + gap)), 255, np.uint8)
+        members = np.flatnonzero(labels == index)
         chosen = rng.choice(members, size=min(per_class, len(members)), replace=False)
-        for col, ax in enumerate(axes[row]):
-            ax.axis("off")
-            if col < len(chosen):
-                ax.imshow(images[chosen[col]], cmap="gray", vmin=0, vmax=255)
-        axes[row][0].set_title(f"{emotion} ({len(members)})", loc="left", fontsize=9)
-    _save(fig, path)
+        for col, i in enumerate(chosen):
+            x = label_width + col * (side + gap)
+            row[:, x:x + side] = cv2.resize(images[i], (side, side),
+                                            interpolation=cv2.INTER_NEAREST)
+        cv2.putText(row, emotion, (6, side // 2 - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.6, 0, 1,
+                    cv2.LINE_AA)
+        cv2.putText(row, f"({len(members)})", (6, side // 2 + 18), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.5, 90, 1, cv2.LINE_AA)
+        rows += [row, np.full((gap, row.shape[1]), 255, np.uint8)]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
+    if not cv2.imwrite(str(tmp), np.vstack(rows[:-1])):
+        raise FercnnError(f"{path}: cannot write image")
+    tmp.replace(path)
 
 
 def learning_curves(history: list[dict], path: str | Path, title: str = "") -> None:
