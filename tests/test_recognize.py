@@ -132,3 +132,77 @@ sys.exit(code)
     assert result.returncode == 0, result.stderr
     faces = json.loads(result.stdout)[0]["faces"]
     assert len(faces) == 1 and abs(sum(faces[0]["probabilities"].values()) - 1) < 1e-5
+
+
+def test_photo_detection_annotation_and_demo(exported, tmp_path):
+    from fercnn.recognize import DEMO_PHOTO
+
+    out = tmp_path / "annotated"
+    result = run_cli("predict", DEMO_PHOTO, "--json", "--out", out, "--model", exported["fp32"])
+    assert result.returncode == 0, result.stderr
+    faces = json.loads(result.stdout)[0]["faces"]
+    assert len(faces) == 1  # the astronaut's face, found by the Haar cascade
+    x, y, w, h = faces[0]["box"]
+    assert 150 < x < 200 and 50 < y < 90 and 80 < w < 110
+    annotated = cv2.imread(str(out / "astronaut-emotions.png"))
+    assert annotated.shape == (512, 512, 3)
+    assert not np.array_equal(annotated, cv2.imread(str(DEMO_PHOTO)))
+    demo = run_cli("demo", "--out", tmp_path / "demo", "--model", exported["fp32"])
+    assert demo.returncode == 0, demo.stderr
+    assert (tmp_path / "demo" / "astronaut-emotions.png").exists()
+
+
+def test_huge_photo_is_detected_on_a_downscaled_copy(exported):
+    from fercnn.recognize import DEMO_PHOTO
+
+    photo = cv2.imread(str(DEMO_PHOTO))
+    huge = cv2.resize(photo, (6000, 6000), interpolation=cv2.INTER_LINEAR)[:4000]
+    faces = Recognizer(exported["fp32"]).predict(huge)
+    assert len(faces) == 1
+    x, y, w, h = faces[0].box  # mapped back to full resolution (about 11.7x the original)
+    assert 1800 < x < 2400 and 600 < y < 1000 and 900 < w < 1300
+
+
+def make_video(path, frames: int = 30) -> None:
+    from fercnn.recognize import DEMO_PHOTO
+
+    photo = cv2.imread(str(DEMO_PHOTO))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (480, 480))
+    for i in range(frames):  # the face drifts a little from frame to frame
+        writer.write(np.ascontiguousarray(photo[i:i + 480, i:i + 480]))
+    writer.release()
+
+
+def test_video_gives_csv_rows_annotated_video_and_timeline(exported, tmp_path):
+    video = tmp_path / "clip.mp4"
+    make_video(video)
+    result = run_cli("video", video, "--out", tmp_path / "out.mp4", "--csv",
+                     tmp_path / "faces.csv", "--model", exported["fp32"])
+    assert result.returncode == 0, result.stderr
+    import csv
+
+    with open(tmp_path / "faces.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["frame"]) for r in rows] == list(range(30))
+    assert all(r["face"] == "0" for r in rows)
+    assert abs(float(rows[10]["time"]) - 1.0) < 1e-6
+    for r in rows:
+        assert abs(sum(float(r[e]) for e in ("angry", "disgust", "fear", "happy", "sad",
+                                             "surprise", "neutral")) - 1) < 1e-3
+    capture = cv2.VideoCapture(str(tmp_path / "out.mp4"))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 30
+    capture.release()
+    assert (tmp_path / "faces-timeline.png").read_bytes().startswith(b"\x89PNG")
+    every = run_cli("video", video, "--every", 5, "--csv", tmp_path / "five.csv", "--model",
+                    exported["fp32"])
+    assert every.returncode == 0 and "6 analysed" in every.stdout
+
+
+def test_bad_video_input_is_one_line(exported, tmp_path):
+    from .conftest import assert_one_line_error
+
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(np.random.default_rng(0).bytes(5000))
+    assert_one_line_error(run_cli("video", corrupt, "--model", exported["fp32"]), "corrupt.mp4")
+    assert_one_line_error(run_cli("video", tmp_path / "none.mp4", "--model", exported["fp32"]),
+                          "none.mp4")

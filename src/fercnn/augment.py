@@ -24,3 +24,42 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) ->
     batch = torch.arange(b, device=x.device).view(b, 1, 1, 1)
     channel = torch.arange(x.shape[1], device=x.device).view(1, -1, 1, 1)
     return padded[batch, channel, rows, cols]
+
+
+def random_affine(x: torch.Tensor, degrees: float, scale: float, max_shift: int,
+                  generator: torch.Generator) -> torch.Tensor:
+    """Rotate by up to ``degrees``, zoom by up to ``scale`` (0.1: 0.9-1.1x) and translate by up
+    to ``max_shift`` pixels, one random transform per image, in a single grid_sample."""
+    b, _, h, w = x.shape
+
+    def uniform(low: float, high: float) -> torch.Tensor:
+        return low + (high - low) * torch.rand(b, generator=generator)
+
+    angle = uniform(-degrees, degrees) * torch.pi / 180
+    zoom = uniform(1 - scale, 1 + scale)
+    tx, ty = (uniform(-max_shift, max_shift) * 2 / size for size in (w, h))
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
+    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def random_erasing(x: torch.Tensor, probability: float, generator: torch.Generator,
+                   area: tuple[float, float] = (0.02, 0.2)) -> torch.Tensor:
+    """Blank one random rectangle (random gray value) in a ``probability`` share of images."""
+    b, _, h, w = x.shape
+    chosen = torch.rand(b, generator=generator) < probability
+    fraction = area[0] + (area[1] - area[0]) * torch.rand(b, generator=generator)
+    aspect = torch.exp((torch.rand(b, generator=generator) - 0.5) * 2 * 1.1)  # ~0.33-3
+    eh = (torch.sqrt(fraction * aspect) * h).clamp(1, h).long()
+    ew = (torch.sqrt(fraction / aspect) * w).clamp(1, w).long()
+    top = (torch.rand(b, generator=generator) * (h - eh + 1)).long()
+    left = (torch.rand(b, generator=generator) * (w - ew + 1)).long()
+    fill = torch.rand(b, generator=generator)
+    rows = torch.arange(h).view(1, h, 1)
+    cols = torch.arange(w).view(1, 1, w)
+    box = ((rows >= top.view(b, 1, 1)) & (rows < (top + eh).view(b, 1, 1))
+           & (cols >= left.view(b, 1, 1)) & (cols < (left + ew).view(b, 1, 1))
+           & chosen.view(b, 1, 1))
+    box = box.unsqueeze(1).to(x.device)
+    return torch.where(box, fill.view(b, 1, 1, 1).to(x.device, x.dtype), x)

@@ -165,12 +165,31 @@ def _image_files(paths: list[str]) -> tuple[list, list[str]]:
     return files, problems
 
 
+def _write_annotated(path, faces, out_dir) -> str:
+    """An annotated copy of the image ``path`` in ``out_dir``; returns its path."""
+    from pathlib import Path
+
+    import cv2
+
+    from .annotate import annotate
+    from .recognize import load_image
+
+    target = Path(out_dir) / (Path(path).stem + "-emotions.png")
+    if not cv2.imwrite(str(target), annotate(load_image(path), faces)):
+        raise FercnnError(f"{target}: cannot write image")
+    return str(target)
+
+
 @command
 def cmd_predict(args: argparse.Namespace) -> int:
     from .recognize import Recognizer
 
     recognizer = Recognizer(args.model)
     files, problems = _image_files(args.paths)
+    if args.out:
+        from pathlib import Path
+
+        Path(args.out).mkdir(parents=True, exist_ok=True)
     for problem in problems:
         print(f"fercnn: error: {problem}", file=sys.stderr)
     report = []
@@ -182,6 +201,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print(f"fercnn: error: {e}", file=sys.stderr)
             continue
         report.append({"image": str(path), "faces": [f.to_dict() for f in faces]})
+        if args.out:
+            _write_annotated(path, faces, args.out)
         if not args.json:
             if not faces:
                 print(f"{path}: no face found")
@@ -192,6 +213,52 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     return 1 if problems else 0
+
+
+@command
+def cmd_video(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .recognize import Recognizer
+    from .video import process_video
+
+    if (args.input is None) == (args.camera is None):
+        raise FercnnError("give a video file or --camera N (one of them)")
+    recognizer = Recognizer(args.model)
+    timeline = args.timeline
+    if timeline is None and args.csv:
+        timeline = str(Path(args.csv).with_suffix("")) + "-timeline.png"
+    summary = process_video(recognizer, args.input if args.camera is None else args.camera,
+                            out=args.out, csv_path=args.csv, timeline=timeline,
+                            every=args.every, max_frames=args.max_frames)
+    emotions = ", ".join(f"{k} {v}" for k, v in summary["emotions"].items()) or "none"
+    print(f"{summary['frames']} frames read, {summary['analysed']} analysed, "
+          f"{summary['faces']} faces found ({emotions})")
+    for name, value in (("annotated video", args.out), ("CSV", args.csv),
+                        ("timeline", timeline)):
+        if value:
+            print(f"{name}: {value}")
+    return 0
+
+
+@command
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .recognize import DEMO_PHOTO, Recognizer
+
+    faces = Recognizer(args.model).predict(DEMO_PHOTO)
+    if not faces:
+        raise FercnnError(f"{DEMO_PHOTO}: no face found")
+    from pathlib import Path
+
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    written = _write_annotated(DEMO_PHOTO, faces, args.out)
+    for face in faces:
+        top = sorted(face.probabilities.items(), key=lambda kv: -kv[1])[:3]
+        print(f"face at {tuple(face.box)}: {face.emotion}  ("
+              + ", ".join(f"{k} {v:.0%}" for k, v in top) + ")")
+    print(f"annotated photo: {written}  (NASA portrait of astronaut Eileen Collins, "
+          "public domain)")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -255,6 +322,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", metavar="M.onnx", help="an exported model (default: embedded)")
     p.add_argument("--no-detect", action="store_true",
                    help="each image is one pre-cropped face")
+    p.add_argument("--out", metavar="DIR", help="write annotated copies here")
+
+    p = sub.add_parser("video", help="emotions over a video file or a camera")
+    p.add_argument("input", nargs="?", metavar="IN", help="a video file")
+    p.add_argument("--camera", type=int, metavar="N", help="read camera N instead (e.g. 0)")
+    p.add_argument("--out", metavar="OUT.mp4", help="write the annotated video")
+    p.add_argument("--csv", metavar="FILE", help="per frame and face: box, emotion, "
+                   "probabilities (a timeline PNG is written beside it)")
+    p.add_argument("--timeline", metavar="PNG", help="where to draw the emotion timeline")
+    p.add_argument("--every", type=int, default=1, metavar="N", help="analyse every N-th frame")
+    p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
+    p.add_argument("--model", metavar="M.onnx")
+
+    p = sub.add_parser("demo", help="recognise the faces in a bundled public-domain photo")
+    p.add_argument("--out", default=".", metavar="DIR", help="where to write the result")
+    p.add_argument("--model", metavar="M.onnx")
     return parser
 
 

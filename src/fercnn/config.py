@@ -30,7 +30,10 @@ class TrainConfig:
     early_stopping_patience: int = 0  # epochs without val-accuracy gain; 0 = off
     label_smoothing: float = 0.0
     hflip: bool = False  # random horizontal flip
-    shift: int = 0  # random translation up to this many pixels (pad and crop)
+    shift: int = 0  # random translation up to this many pixels
+    rotate: float = 0.0  # random rotation up to this many degrees
+    scale: float = 0.0  # random zoom in [1 - scale, 1 + scale]
+    erase: float = 0.0  # probability of random erasing (one rectangle per image)
     limit: int | None = None  # train on the first N training images (smoke runs)
     seed: int = 0
     precision: str = "auto"  # auto | bf16 | fp32

@@ -30,16 +30,22 @@ class FaceDetector(Protocol):
 
 class HaarDetector:
     """OpenCV's frontal-face Haar cascade, run on a copy at most ``max_side`` pixels wide/high
-    (a 6000x4000 photo would take seconds otherwise); boxes are mapped back."""
+    (a 6000x4000 photo would take seconds otherwise); boxes are mapped back.
+
+    Detections scoring below ``min_score`` (the cascade's last-stage weight) are dropped: on
+    the bundled portrait, true faces score 5-7 and spurious boxes at most 1.2; on FER-2013 faces
+    98.6% of detections score 2 or more.
+    """
 
     def __init__(self, max_side: int = 1024, min_size: int = 24, scale_factor: float = 1.1,
-                 min_neighbors: int = 5) -> None:
+                 min_neighbors: int = 5, min_score: float = 2.0) -> None:
         path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
         self.cascade = cv2.CascadeClassifier(path)
         if self.cascade.empty():
             raise FercnnError(f"cannot load OpenCV's Haar cascade from {path}")
         self.max_side, self.min_size = max_side, min_size
         self.scale_factor, self.min_neighbors = scale_factor, min_neighbors
+        self.min_score = min_score
 
     def detect(self, gray: np.ndarray) -> list[Face]:
         scale = min(1.0, self.max_side / max(gray.shape[:2]))
@@ -50,7 +56,8 @@ class HaarDetector:
             minNeighbors=self.min_neighbors, minSize=(self.min_size, self.min_size),
             outputRejectLevels=True)
         faces = [Face(tuple(int(round(v / scale)) for v in box), float(weight))
-                 for box, weight in zip(boxes, np.ravel(weights), strict=True)]
+                 for box, weight in zip(boxes, np.ravel(weights), strict=True)
+                 if weight >= self.min_score]
         return sorted(faces, key=lambda f: (f.box[0], f.box[1]))
 
 
@@ -76,8 +83,10 @@ def to_gray(image: np.ndarray, order: str = "bgr") -> np.ndarray:
 def crop_face(gray: np.ndarray, box: Box, margin: float = 0.1) -> np.ndarray:
     """A square crop around ``box`` grown by ``margin`` per side, as 48x48 uint8 gray.
 
-    FER-2013 faces are tight, roughly square crops; parts outside the photo are filled by
-    replicating the edge rather than black borders the model never saw.
+    The default margin reproduces FER-2013's framing: run on 600 upscaled training faces, the
+    Haar cascade's box is centred and covers a median 83% of the crop, i.e. 10% per side.
+    Parts outside the photo are filled by replicating the edge, not with black borders the
+    model never saw.
     """
     x, y, w, h = box
     side = max(w, h) * (1 + 2 * margin)

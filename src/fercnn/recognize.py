@@ -18,6 +18,7 @@ from .labels import EMOTIONS, IMAGE_SIZE
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 DEFAULT_MODEL = ASSETS / "default.onnx"
+DEMO_PHOTO = ASSETS / "astronaut.png"  # NASA, Eileen Collins: public domain (assets/README.md)
 
 
 @dataclass

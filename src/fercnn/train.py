@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .augment import random_hflip, random_shift
+from .augment import random_affine, random_erasing, random_hflip, random_shift
 from .checkpoint import load_checkpoint, save_atomic
 from .config import TrainConfig, config_from_dict, save_config
 from .errors import FercnnError
@@ -76,6 +76,19 @@ def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, steps_
     return None
 
 
+def augment(x: torch.Tensor, config: TrainConfig, generator: torch.Generator) -> torch.Tensor:
+    """The config's batched augmentations, in a fixed order (flip, geometry, erasing)."""
+    if config.hflip:
+        x = random_hflip(x, generator)
+    if config.rotate or config.scale:
+        x = random_affine(x, config.rotate, config.scale, config.shift, generator)
+    elif config.shift:
+        x = random_shift(x, config.shift, generator)
+    if config.erase:
+        x = random_erasing(x, config.erase, generator)
+    return x
+
+
 def train_one_epoch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
                     config: TrainConfig, optimizer: torch.optim.Optimizer, scheduler,
                     generator: torch.Generator, bf16: bool, desc: str) -> tuple[float, float]:
@@ -92,10 +105,7 @@ def train_one_epoch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
     for start in range(0, n, config.batch_size):
         index = order[start:start + config.batch_size]
         x = images[index].float().div_(255)
-        if config.hflip:
-            x = random_hflip(x, generator)
-        if config.shift:
-            x = random_shift(x, config.shift, generator)
+        x = augment(x, config, generator)
         x = x.contiguous(memory_format=torch.channels_last)
         y = labels[index]
         with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=bf16):

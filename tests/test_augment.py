@@ -1,0 +1,56 @@
+"""Batched augmentations: shapes, identity settings, reproducibility, and what they change."""
+
+import torch
+
+from fercnn.augment import random_affine, random_erasing, random_hflip, random_shift
+
+
+def batch() -> torch.Tensor:
+    return torch.rand(16, 1, 48, 48, generator=torch.Generator().manual_seed(0))
+
+
+def gen(seed: int = 1) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def test_zero_strength_is_the_identity():
+    x = batch()
+    assert torch.allclose(random_affine(x, 0, 0, 0, gen()), x, atol=1e-5)
+    assert torch.equal(random_erasing(x, 0.0, gen()), x)
+    assert torch.equal(random_shift(x, 0, gen()), x)
+
+
+def test_same_generator_seed_same_result():
+    x = batch()
+    for fn in (lambda g: random_affine(x, 10, 0.1, 4, g), lambda g: random_erasing(x, 0.5, g),
+               lambda g: random_hflip(x, g), lambda g: random_shift(x, 3, g)):
+        a, b = fn(gen(7)), fn(gen(7))
+        assert a.shape == x.shape and torch.equal(a, b)
+
+
+def test_flip_mirrors_some_images_exactly():
+    x = batch()
+    y = random_hflip(x, gen())
+    flipped = [torch.equal(y[i], x[i].flip(-1)) for i in range(len(x))]
+    kept = [torch.equal(y[i], x[i]) for i in range(len(x))]
+    assert all(f or k for f, k in zip(flipped, kept, strict=True))
+    assert 0 < sum(flipped) < len(x)
+
+
+def test_shift_moves_content_by_whole_pixels():
+    x = torch.zeros(64, 1, 48, 48)
+    x[:, :, 24, 24] = 1
+    y = random_shift(x, 3, gen())
+    positions = y[:, 0].flatten(1).argmax(1)
+    rows, cols = positions // 48, positions % 48
+    assert ((rows - 24).abs() <= 3).all() and ((cols - 24).abs() <= 3).all()
+    assert len(set(zip(rows.tolist(), cols.tolist(), strict=True))) > 5
+
+
+def test_erasing_blanks_one_rectangle_in_about_the_asked_share():
+    x = torch.zeros(400, 1, 48, 48)
+    y = random_erasing(x, 0.5, gen())
+    changed = (y != 0).flatten(1).any(1)
+    assert 0.4 < changed.float().mean() < 0.6
+    area = (y != 0).flatten(1).float().mean(1)[changed]
+    assert (area <= 0.2 + 1e-6).all()
