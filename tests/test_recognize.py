@@ -206,3 +206,13 @@ def test_bad_video_input_is_one_line(exported, tmp_path):
     assert_one_line_error(run_cli("video", corrupt, "--model", exported["fp32"]), "corrupt.mp4")
     assert_one_line_error(run_cli("video", tmp_path / "none.mp4", "--model", exported["fp32"]),
                           "none.mp4")
+
+
+def test_evaluate_an_exported_model_matches_its_metadata(exported):
+    for key in ("fp32", "int8"):
+        result = run_cli("evaluate", exported[key], "--data", exported["data"], "--json")
+        assert result.returncode == 0, result.stderr
+        metrics = json.loads(result.stdout)
+        expected = Recognizer(exported[key]).metadata["private_test_accuracy"]
+        assert round(metrics["accuracy"], 4) == expected
+        assert metrics["images"] == 35

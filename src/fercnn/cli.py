@@ -103,10 +103,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 @command
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate_checkpoint
+    if args.checkpoint == "default" or args.checkpoint.endswith(".onnx"):
+        from .metrics import evaluate_onnx
 
-    result = evaluate_checkpoint(args.checkpoint, data=args.data, split=args.split,
-                                 out=args.out)
+        result = evaluate_onnx(args.checkpoint, data=args.data, split=args.split, out=args.out)
+        result.setdefault("epoch", "exported")
+    else:
+        from .evaluate import evaluate_checkpoint
+
+        result = evaluate_checkpoint(args.checkpoint, data=args.data, split=args.split,
+                                     out=args.out)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -298,7 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
 
     p = sub.add_parser("evaluate", help="metrics of a trained run on a split")
-    p.add_argument("checkpoint", metavar="RUN_OR_CHECKPOINT")
+    p.add_argument("checkpoint", metavar="RUN_OR_CHECKPOINT",
+                   help="a run folder, a .pt checkpoint, an exported .onnx model, or 'default' "
+                   "(the embedded model)")
     p.add_argument("--data")
     p.add_argument("--split", default="PrivateTest",
                    choices=("Training", "PublicTest", "PrivateTest"))

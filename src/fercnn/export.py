@@ -7,6 +7,8 @@ tells a recogniser its classes, input size and normalisation, and how good it is
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -42,11 +44,8 @@ def model_from_checkpoint(checkpoint: dict) -> nn.Module:
 def export_onnx(checkpoint_path: str | Path, out: str | Path, int8: bool = False,
                 data: str | None = None, calibration_images: int = 512) -> dict:
     """Write ``out`` (fp32, or int8 when asked); returns the metadata written into it."""
-    import onnx
-
     from .checkpoint import load_checkpoint
     from .config import config_from_dict
-    from .evaluate import evaluate_checkpoint
 
     checkpoint = load_checkpoint(checkpoint_path)
     config = config_from_dict(checkpoint["config"], str(checkpoint_path))
@@ -64,33 +63,39 @@ def export_onnx(checkpoint_path: str | Path, out: str | Path, int8: bool = False
         "quantization": "int8" if int8 else "fp32",
     }
     data = data or config.data
-    dataset = None
-    if data is not None:
-        from .data import load_dataset
-
-        dataset = load_dataset(data, val_fraction=config.val_fraction)
-        metadata["private_test_accuracy"] = round(
-            evaluate_checkpoint(checkpoint_path, data=data)["accuracy"], 4)
     with tempfile.TemporaryDirectory() as tmp:
-        fp32_path = Path(tmp) / "fp32.onnx"
-        _export_fp32(model_from_checkpoint(checkpoint), fp32_path)
+        model_path = Path(tmp) / "model.onnx"
+        _export_fp32(model_from_checkpoint(checkpoint), Path(tmp) / "fp32.onnx")
         if int8:
-            if dataset is None:
+            if data is None:
                 raise FercnnError("--int8 needs training images to calibrate: pass --data")
-            calibration = dataset.split("Training").images[:calibration_images]
-            _quantize_int8(fp32_path, out, calibration)
+            from .data import load_dataset
+
+            train = load_dataset(data, val_fraction=config.val_fraction).split("Training")
+            _quantize_int8(Path(tmp) / "fp32.onnx", model_path, train.images[:calibration_images])
         else:
-            fp32_path.replace(out)
-    proto = onnx.load(str(out))
+            (Path(tmp) / "fp32.onnx").rename(model_path)
+        _write_metadata(model_path, metadata)
+        if data is not None:  # the accuracy of this very file, not of the torch model
+            from .metrics import evaluate_onnx
+
+            accuracy = evaluate_onnx(model_path, data)["accuracy"]
+            metadata["private_test_accuracy"] = round(accuracy, 4)
+            _write_metadata(model_path, metadata)
+        staged = out.with_name(out.name + ".tmp")  # same folder as out: the rename is atomic
+        shutil.copyfile(model_path, staged)
+        os.replace(staged, out)
+    return metadata
+
+
+def _write_metadata(path: Path, metadata: dict) -> None:
+    import onnx
+
+    proto = onnx.load(str(path))
     del proto.metadata_props[:]
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(metadata)
-    onnx.save(proto, str(out))
-    if int8 and dataset is not None:
-        metadata["private_test_accuracy"] = round(onnx_accuracy(out, dataset), 4)
-        entry.value = json.dumps(metadata)
-        onnx.save(proto, str(out))
-    return metadata
+    onnx.save(proto, str(path))
 
 
 def _export_fp32(model: nn.Module, path: Path) -> None:
@@ -128,15 +133,3 @@ def _quantize_int8(fp32_path: Path, out: Path, images: np.ndarray) -> None:
     quantize_static(str(prepared), str(out), Reader(), quant_format=QuantFormat.QDQ,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                     per_channel=True, op_types_to_quantize=["Conv", "Gemm", "MatMul"])
-
-
-def onnx_accuracy(path: str | Path, dataset, split: str = "PrivateTest") -> float:
-    """Accuracy of an ONNX model file on a split, fed the 48x48 images directly."""
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    part = dataset.split(split)
-    x = part.images[:, None].astype(np.float32) / 255
-    probabilities = np.concatenate([session.run(None, {"image": x[i:i + 256]})[0]
-                                    for i in range(0, len(x), 256)])
-    return float((probabilities.argmax(1) == part.labels).mean())

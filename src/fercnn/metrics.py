@@ -1,0 +1,74 @@
+"""Classification metrics from probabilities, numpy only (ONNX evaluation needs no torch)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .labels import EMOTIONS
+
+
+def classification_metrics(probabilities: np.ndarray, labels: np.ndarray,
+                           clean: np.ndarray | None = None) -> dict:
+    """Accuracy, loss, per-class precision/recall/F1, macro F1 and the confusion matrix.
+
+    ``clean`` marks the rows to count for ``clean_accuracy`` (images not seen in Training).
+    """
+    predicted = probabilities.argmax(1)
+    k = len(EMOTIONS)
+    confusion = np.bincount(labels * k + predicted, minlength=k * k).reshape(k, k)
+    tp = np.diag(confusion).astype(float)
+    precision = np.divide(tp, confusion.sum(0), out=np.zeros(k), where=confusion.sum(0) > 0)
+    recall = np.divide(tp, confusion.sum(1), out=np.zeros(k), where=confusion.sum(1) > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(k),
+                   where=precision + recall > 0)
+    picked = probabilities[np.arange(len(labels)), labels]
+    result = {
+        "images": int(len(labels)),
+        "accuracy": float((predicted == labels).mean()),
+        "loss": float(-np.log(np.clip(picked, 1e-12, None)).mean()),
+        "macro_f1": float(f1.mean()),
+        "per_class": {e: {"precision": float(p), "recall": float(r), "f1": float(f),
+                          "support": int(s)}
+                      for e, p, r, f, s in zip(EMOTIONS, precision, recall, f1,
+                                               confusion.sum(1), strict=True)},
+        "confusion": confusion.tolist(),
+    }
+    if clean is not None:
+        result["clean_images"] = int(clean.sum())
+        result["clean_accuracy"] = float((predicted[clean] == labels[clean]).mean()) \
+            if clean.any() else None
+    return result
+
+
+def write_report(result: dict, out: str | Path, title: str) -> None:
+    """``metrics-<split>.json`` and a normalised ``confusion-<split>.png`` in ``out``."""
+    from .plots import confusion_matrix
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    split = result["split"]
+    (out / f"metrics-{split}.json").write_text(json.dumps(result, indent=2))
+    confusion_matrix(np.array(result["confusion"]), out / f"confusion-{split}.png",
+                     title=f"{title} on {split}: accuracy {result['accuracy']:.1%}")
+
+
+def evaluate_onnx(model: str | Path, data: str | None = None, split: str = "PrivateTest",
+                  out: str | Path | None = None) -> dict:
+    """Evaluate an exported model (or ``default``, the embedded one) fed the 48x48 images."""
+    from .data import load_dataset
+    from .recognize import DEFAULT_MODEL, Recognizer
+
+    path = DEFAULT_MODEL if str(model) == "default" else Path(model)
+    recognizer = Recognizer(path)
+    part = load_dataset(data).split(split)
+    probabilities = np.concatenate([recognizer.predict_batch(part.images[i:i + 256])
+                                    for i in range(0, len(part), 256)])
+    result = {"model_file": str(model), "model": recognizer.metadata.get("model"),
+              "split": split,
+              **classification_metrics(probabilities, part.labels, ~part.in_training)}
+    if out is not None:
+        write_report(result, out, str(model))
+    return result
