@@ -216,3 +216,30 @@ def test_evaluate_an_exported_model_matches_its_metadata(exported):
         expected = Recognizer(exported[key]).metadata["private_test_accuracy"]
         assert round(metrics["accuracy"], 4) == expected
         assert metrics["images"] == 35
+
+
+def test_tta_views_are_shifts_and_mirrors():
+    from fercnn.tta import tta_views
+
+    faces = np.random.default_rng(6).integers(0, 256, (3, 48, 48)).astype(np.uint8)
+    views = tta_views(faces)
+    assert len(views) == 10 and all(v.shape == faces.shape for v in views)
+    assert np.array_equal(views[0], faces) and np.array_equal(views[1], faces[:, :, ::-1])
+    assert np.array_equal(views[2][:, 2:, 2:], faces[:, :-2, :-2])  # shifted by 2 px
+    assert len({v.tobytes() for v in views}) == 10
+
+
+def test_ensemble_and_tta_evaluation(exported, tmp_path):
+    single = json.loads(run_cli("evaluate", exported["run"], "--data", exported["data"],
+                                "--json").stdout)
+    onnx = json.loads(run_cli("evaluate", exported["fp32"], "--data", exported["data"],
+                              "--json").stdout)
+    ensemble = run_cli("evaluate", exported["run"], exported["fp32"], "--data",
+                       exported["data"], "--json", "--tta", "--out", tmp_path)
+    assert ensemble.returncode == 0, ensemble.stderr
+    result = json.loads(ensemble.stdout)
+    assert [m["path"] for m in result["models"]] == [str(exported["run"]),
+                                                     str(exported["fp32"])]
+    assert result["tta"] is True and 0 <= result["accuracy"] <= 1
+    assert abs(single["loss"] - onnx["loss"]) < 0.01  # the same network, torch vs ONNX
+    assert (tmp_path / "metrics-PrivateTest.json").exists()

@@ -103,21 +103,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 @command
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    if args.checkpoint == "default" or args.checkpoint.endswith(".onnx"):
-        from .metrics import evaluate_onnx
+    from .evaluate import evaluate
 
-        result = evaluate_onnx(args.checkpoint, data=args.data, split=args.split, out=args.out)
-        result.setdefault("epoch", "exported")
-    else:
-        from .evaluate import evaluate_checkpoint
-
-        result = evaluate_checkpoint(args.checkpoint, data=args.data, split=args.split,
-                                     out=args.out)
+    result = evaluate(args.models, data=args.data, split=args.split, tta=args.tta,
+                      out=args.out)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
     clean = result.get("clean_accuracy")
-    print(f"{result['model']} (epoch {result['epoch']}) on {args.split}: "
+    what = ", ".join(m["path"] for m in result["models"])
+    print(f"{what}{' with TTA' if args.tta else ''} on {args.split}: "
           f"accuracy {result['accuracy']:.4f}"
           + (f", clean {clean:.4f} ({result['clean_images']} images)" if clean is not None
              else "")
@@ -303,10 +298,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"))
     p.add_argument("--seed", type=int)
 
-    p = sub.add_parser("evaluate", help="metrics of a trained run on a split")
-    p.add_argument("checkpoint", metavar="RUN_OR_CHECKPOINT",
+    p = sub.add_parser("evaluate", help="metrics of trained models (or their ensemble)")
+    p.add_argument("models", nargs="+", metavar="MODEL",
                    help="a run folder, a .pt checkpoint, an exported .onnx model, or 'default' "
-                   "(the embedded model)")
+                   "(the embedded model); several are averaged as an ensemble")
+    p.add_argument("--tta", action="store_true",
+                   help="average ten views per face (shifts and mirror images)")
     p.add_argument("--data")
     p.add_argument("--split", default="PrivateTest",
                    choices=("Training", "PublicTest", "PrivateTest"))

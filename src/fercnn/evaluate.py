@@ -1,55 +1,98 @@
-"""Evaluate a torch checkpoint on one split (metrics in :mod:`fercnn.metrics`)."""
+"""Evaluate trained runs, checkpoints or exported ONNX models on one split, alone or as an
+ensemble (probabilities averaged), with optional test-time augmentation.
+
+torch is imported only for checkpoints: an ONNX model is evaluated with onnxruntime alone.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-from torch import nn
+import numpy as np
 
+from .errors import FercnnError
 from .metrics import classification_metrics, write_report
+from .tta import tta_views
 
 
-@torch.no_grad()
-def predict_logits(model: nn.Module, images: torch.Tensor, bf16: bool = False,
-                   batch_size: int = 512) -> torch.Tensor:
-    """Float32 logits for uint8 images (N, 1, 48, 48) on the model's device, in eval mode."""
-    was_training = model.training
-    model.eval()
-    outputs = []
-    for start in range(0, len(images), batch_size):
-        x = images[start:start + batch_size].float().div_(255)
-        x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
-            outputs.append(model(x).float())
-    model.train(was_training)
-    return torch.cat(outputs)
+def is_onnx(model: str | Path) -> bool:
+    return str(model) == "default" or str(model).endswith(".onnx")
 
 
-def evaluate_checkpoint(checkpoint_path: str | Path, data: str | None = None,
-                        split: str = "PrivateTest", out: str | Path | None = None) -> dict:
-    """Evaluate a run's ``best.pt`` (or any checkpoint) on ``split``; writes metrics and a
-    normalised confusion-matrix PNG into ``out`` when given."""
+def onnx_probabilities(model: str | Path, images: np.ndarray, tta: bool = False
+                       ) -> tuple[np.ndarray, dict]:
+    """Probabilities of an exported model (``default``: the embedded one), and its metadata."""
+    from .recognize import DEFAULT_MODEL, Recognizer
+
+    recognizer = Recognizer(DEFAULT_MODEL if str(model) == "default" else model)
+    views = tta_views(images) if tta else [images]
+    probabilities = np.mean([np.concatenate([recognizer.predict_batch(view[i:i + 256])
+                                             for i in range(0, len(view), 256)])
+                             for view in views], axis=0)
+    return probabilities, {"model": recognizer.metadata.get("model")}
+
+
+def checkpoint_probabilities(checkpoint_path: str | Path, images: np.ndarray,
+                             tta: bool = False) -> tuple[np.ndarray, dict]:
+    """Probabilities of a training checkpoint (a run folder means its ``best.pt``)."""
+    import torch
+
     from .checkpoint import load_checkpoint
     from .config import config_from_dict
-    from .data import load_dataset
     from .models import create_model
-    from .train import resolve_device, use_bf16
+    from .train import predict_logits, resolve_device, use_bf16
 
     checkpoint = load_checkpoint(checkpoint_path)
     config = config_from_dict(checkpoint["config"], str(checkpoint_path))
     device = resolve_device("auto")
     model = create_model(checkpoint["model_name"]).to(device, memory_format=torch.channels_last)
     model.load_state_dict(checkpoint["model"])
-    dataset = load_dataset(data or config.data, val_fraction=config.val_fraction)
-    part = dataset.split(split)
-    images = torch.from_numpy(part.images).unsqueeze(1).to(device)
-    logits = predict_logits(model, images, bf16=use_bf16(config.precision, device))
-    probabilities = F.softmax(logits, dim=1).cpu().numpy()
-    result = {"checkpoint": str(checkpoint_path), "model": checkpoint["model_name"],
-              "epoch": checkpoint["epoch"], "split": split,
-              **classification_metrics(probabilities, part.labels, ~part.in_training)}
+    bf16 = use_bf16(config.precision, device)
+    views = tta_views(images) if tta else [images]
+    probabilities = [torch.softmax(predict_logits(
+        model, torch.from_numpy(view).unsqueeze(1).to(device), bf16=bf16), 1).cpu().numpy()
+        for view in views]
+    return np.mean(probabilities, axis=0), {"model": checkpoint["model_name"],
+                                            "epoch": checkpoint["epoch"], "name": config.name,
+                                            "data": config.data}
+
+
+def _data_for(models: list[str], data: str | None) -> str:
+    """The data to evaluate on: given, else $FERCNN_DATA, else the first run's own data."""
+    if data or os.environ.get("FERCNN_DATA"):
+        return data or os.environ["FERCNN_DATA"]
+    for model in models:
+        if not is_onnx(model):
+            from .checkpoint import load_checkpoint
+
+            saved = load_checkpoint(model)["config"].get("data")
+            if saved:
+                return saved
+    raise FercnnError("no data given: pass --data or set FERCNN_DATA")
+
+
+def evaluate(models: list[str | Path], data: str | None = None, split: str = "PrivateTest",
+             tta: bool = False, out: str | Path | None = None) -> dict:
+    """Metrics of one model or the average of several on ``split``; with ``out``, the metrics
+    JSON and a normalised confusion matrix are written there."""
+    from .data import load_dataset
+
+    models = [str(m) for m in models]
+    part = load_dataset(_data_for(models, data)).split(split)
+    probabilities, members = [], []
+    for model in models:
+        fn = onnx_probabilities if is_onnx(model) else checkpoint_probabilities
+        p, info = fn(model, part.images, tta)
+        probabilities.append(p)
+        members.append({"path": model, **info})
+    result = {"models": members, "split": split, "tta": tta,
+              **classification_metrics(np.mean(probabilities, axis=0), part.labels,
+                                       ~part.in_training)}
+    if len(members) == 1:
+        result.update({k: v for k, v in members[0].items() if k in ("model", "epoch")})
     if out is not None:
-        write_report(result, out, config.name)
+        title = members[0].get("name", Path(models[0]).name) if len(models) == 1 \
+            else f"ensemble of {len(models)}"
+        write_report(result, out, title + (" + TTA" if tta else ""))
     return result

@@ -77,9 +77,9 @@ def export_onnx(checkpoint_path: str | Path, out: str | Path, int8: bool = False
             (Path(tmp) / "fp32.onnx").rename(model_path)
         _write_metadata(model_path, metadata)
         if data is not None:  # the accuracy of this very file, not of the torch model
-            from .metrics import evaluate_onnx
+            from .evaluate import evaluate
 
-            accuracy = evaluate_onnx(model_path, data)["accuracy"]
+            accuracy = evaluate([model_path], data)["accuracy"]
             metadata["private_test_accuracy"] = round(accuracy, 4)
             _write_metadata(model_path, metadata)
         staged = out.with_name(out.name + ".tmp")  # same folder as out: the rename is atomic

@@ -1,4 +1,4 @@
-"""Classification metrics from probabilities, numpy only (ONNX evaluation needs no torch)."""
+"""Classification metrics from probabilities, and their report files (numpy only)."""
 
 from __future__ import annotations
 
@@ -53,22 +53,3 @@ def write_report(result: dict, out: str | Path, title: str) -> None:
     (out / f"metrics-{split}.json").write_text(json.dumps(result, indent=2))
     confusion_matrix(np.array(result["confusion"]), out / f"confusion-{split}.png",
                      title=f"{title} on {split}: accuracy {result['accuracy']:.1%}")
-
-
-def evaluate_onnx(model: str | Path, data: str | None = None, split: str = "PrivateTest",
-                  out: str | Path | None = None) -> dict:
-    """Evaluate an exported model (or ``default``, the embedded one) fed the 48x48 images."""
-    from .data import load_dataset
-    from .recognize import DEFAULT_MODEL, Recognizer
-
-    path = DEFAULT_MODEL if str(model) == "default" else Path(model)
-    recognizer = Recognizer(path)
-    part = load_dataset(data).split(split)
-    probabilities = np.concatenate([recognizer.predict_batch(part.images[i:i + 256])
-                                    for i in range(0, len(part), 256)])
-    result = {"model_file": str(model), "model": recognizer.metadata.get("model"),
-              "split": split,
-              **classification_metrics(probabilities, part.labels, ~part.in_training)}
-    if out is not None:
-        write_report(result, out, str(model))
-    return result

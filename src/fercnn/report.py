@@ -35,7 +35,7 @@ def compare(config_paths: list[str], data: str | None = None,
             out: str | Path = "results/comparison") -> str:
     """Train what is missing, evaluate each best checkpoint on PrivateTest, write the tables
     and figures into ``out``; returns the Markdown table."""
-    from .evaluate import evaluate_checkpoint
+    from .evaluate import evaluate
     from .plots import compare_curves
     from .train import train
 
@@ -57,8 +57,7 @@ def compare(config_paths: list[str], data: str | None = None,
         histories[config.name] = history
         metrics = json.loads((run / "metrics.json").read_text())
         best = next(r for r in history if r["epoch"] == metrics["best_epoch"])
-        test = evaluate_checkpoint(run / "best.pt", data=config.data, split="PrivateTest",
-                                   out=run)
+        test = evaluate([run / "best.pt"], data=config.data, split="PrivateTest", out=run)
         rows.append({"model": config.name, "params": metrics["params"],
                      "train_loss": best["train_loss"], "val_loss": best["val_loss"],
                      "train_acc": best["train_acc"], "val_acc": best["val_acc"],

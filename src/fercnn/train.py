@@ -25,7 +25,6 @@ from .augment import random_affine, random_erasing, random_hflip, random_shift
 from .checkpoint import load_checkpoint, save_atomic
 from .config import TrainConfig, config_from_dict, save_config
 from .errors import FercnnError
-from .evaluate import predict_logits
 from .models import count_params, create_model
 
 HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
@@ -126,6 +125,22 @@ def train_one_epoch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
                             img_s=f"{done / (time.perf_counter() - started):.0f}")
     bar.close()
     return loss_sum.item() / n, correct.item() / n
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, images: torch.Tensor, bf16: bool = False,
+                   batch_size: int = 512) -> torch.Tensor:
+    """Float32 logits for uint8 images (N, 1, 48, 48) on the model's device, in eval mode."""
+    was_training = model.training
+    model.eval()
+    outputs = []
+    for start in range(0, len(images), batch_size):
+        x = images[start:start + batch_size].float().div_(255)
+        x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+            outputs.append(model(x).float())
+    model.train(was_training)
+    return torch.cat(outputs)
 
 
 def validate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
