@@ -97,15 +97,7 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path, tr
     assert run_cli("train", *common, "--out", straight).returncode == 0
 
     killed = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, "-m", "fercnn", "train", *common,
-                                "--out", str(killed)], cwd=REPO, env=os.environ.copy(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not (killed / "last.pt").exists() and time.time() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.3)  # into the second epoch
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    kill_after_first_checkpoint(common, killed, delay=0.3)  # into the second epoch
     assert load_checkpoint(killed / "last.pt")["epoch"] < epochs, "the run ended before the kill"
     load_checkpoint(killed / "best.pt")  # never half-written
 
@@ -168,3 +160,62 @@ def test_compare_trains_tabulates_and_reuses(tmp_path, train_csv):
     again = run_cli("compare", a, b, "--data", train_csv, "--out", out)
     assert again.returncode == 0
     assert again.stdout.count("reusing the finished run") == 2
+
+
+def write_ferplus_votes(path: Path, rows) -> Path:
+    """FER+ votes agreeing with each row's label (8 votes) plus 2 for neutral."""
+    columns = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear"]
+    ours = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    to_column = {"angry": "anger", "disgust": "disgust", "fear": "fear", "happy": "happiness",
+                 "sad": "sadness", "surprise": "surprise", "neutral": "neutral"}
+    lines = ["Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,"
+             "unknown,NF"]
+    for i, (label, _, usage) in enumerate(rows):
+        votes = dict.fromkeys(columns, 0)
+        votes[to_column[ours[label]]] += 8
+        votes["neutral"] += 2
+        lines.append(f"{usage},fer{i:07d}.png," + ",".join(str(votes[c]) for c in columns)
+                     + ",0,0,0")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def kill_after_first_checkpoint(args: list[str], run: Path, delay: float = 0.0) -> None:
+    """Start ``fercnn train ARGS --out RUN`` and SIGKILL it ``delay`` s after last.pt exists."""
+    process = subprocess.Popen([sys.executable, "-m", "fercnn", "train", *args, "--out",
+                                str(run)], cwd=REPO, env=os.environ.copy(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (run / "last.pt").exists() and time.time() < deadline:
+        time.sleep(0.02)
+    time.sleep(delay)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+
+def test_ema_mixup_and_ferplus_soft_labels_train_and_resume_exactly(tmp_path):
+    rows = make_rows({"Training": 300, "PublicTest": 70, "PrivateTest": 70})
+    data = tmp_path / "fer.csv"
+    data.write_text(csv_text(rows))
+    ferplus = write_ferplus_votes(tmp_path / "fer2013new.csv", rows)
+    config = write_config(tmp_path, epochs=3, extra=f"ema: 0.9\nmixup: 0.4\nhflip: true\n"
+                          f"ferplus: {ferplus}\nsoft_labels: true\n")
+    common = ["--config", str(config), "--data", str(data), "--precision", "fp32"]
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    result = run_cli("train", *common, "--out", straight)
+    assert result.returncode == 0, result.stderr
+    state = load_checkpoint(straight / "last.pt")
+    assert {"ema", "train_model"} <= set(state)
+    assert not all(torch.equal(state["model"][k], state["train_model"][k])
+                   for k in state["model"] if k.endswith("weight"))  # EMA differs from raw
+
+    kill_after_first_checkpoint(common, killed)
+    again = run_cli("train", *common, "--out", killed, "--resume")
+    assert again.returncode == 0, again.stderr
+    assert _comparable(history_rows(killed)) == _comparable(history_rows(straight))
+
+
+def test_soft_labels_without_ferplus_is_one_line(tmp_path, train_csv):
+    config = write_config(tmp_path, epochs=1, extra="soft_labels: true\n")
+    assert_one_line_error(run_cli("train", "--config", config, "--data", train_csv),
+                          "ferplus")

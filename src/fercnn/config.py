@@ -34,6 +34,10 @@ class TrainConfig:
     rotate: float = 0.0  # random rotation up to this many degrees
     scale: float = 0.0  # random zoom in [1 - scale, 1 + scale]
     erase: float = 0.0  # probability of random erasing (one rectangle per image)
+    mixup: float = 0.0  # mixup Beta(alpha, alpha); 0 = off
+    ema: float = 0.0  # decay of an exponential moving average of the weights; 0 = off
+    ferplus: str | None = None  # fer2013new.csv: train and validate on FER+ majority labels
+    soft_labels: bool = False  # with ferplus: train against the vote distribution
     limit: int | None = None  # train on the first N training images (smoke runs)
     seed: int = 0
     precision: str = "auto"  # auto | bf16 | fp32
@@ -41,8 +45,14 @@ class TrainConfig:
     val_fraction: float = 0.1  # image folders without val/: share of train/ held out
 
     def digest(self) -> str:
-        """Short hash of the settings that change the trained weights."""
-        keep = {k: v for k, v in asdict(self).items() if k not in ("name", "data", "device")}
+        """Short hash of the settings that change the trained weights.
+
+        Settings left at their defaults are not hashed, so adding a new setting later does not
+        change the digest of existing runs.
+        """
+        defaults = asdict(TrainConfig())
+        keep = {k: v for k, v in asdict(self).items()
+                if k not in ("name", "data", "device") and v != defaults[k]}
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -13,13 +13,14 @@ import json
 import math
 import random
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .augment import random_affine, random_erasing, random_hflip, random_shift
 from .checkpoint import load_checkpoint, save_atomic
@@ -88,31 +89,59 @@ def augment(x: torch.Tensor, config: TrainConfig, generator: torch.Generator) ->
     return x
 
 
-def train_one_epoch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-                    config: TrainConfig, optimizer: torch.optim.Optimizer, scheduler,
+@dataclass
+class TrainingSet:
+    """The training tensors on the device: uint8 images, class labels, optional vote shares."""
+
+    images: torch.Tensor  # (N, 1, 48, 48) uint8
+    labels: torch.Tensor  # (N,) int64
+    soft: torch.Tensor | None = None  # (N, 7) float, FER+ vote distribution
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def mixup(x: torch.Tensor, alpha: float, generator: torch.Generator
+          ) -> tuple[torch.Tensor, float, torch.Tensor]:
+    """Blend each image with another of the batch: returns images, weight, partner order."""
+    seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
+    weight = float(np.random.default_rng(seed).beta(alpha, alpha))
+    partner = torch.randperm(len(x), generator=generator).to(x.device)
+    return weight * x + (1 - weight) * x[partner], weight, partner
+
+
+def train_one_epoch(model: nn.Module, data: TrainingSet, config: TrainConfig,
+                    optimizer: torch.optim.Optimizer, scheduler, ema: AveragedModel | None,
                     generator: torch.Generator, bf16: bool, desc: str) -> tuple[float, float]:
     """One pass over the training tensors; returns mean loss and accuracy."""
     from tqdm import tqdm
 
     model.train()
-    n = len(labels)
-    order = torch.randperm(n, generator=generator).to(images.device)
-    loss_sum = torch.zeros((), device=images.device)
-    correct = torch.zeros((), dtype=torch.long, device=images.device)
+    n, device = len(data), data.images.device
+    order = torch.randperm(n, generator=generator).to(device)
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
     started = time.perf_counter()
     bar = tqdm(total=n, desc=desc, unit="img", leave=False, disable=None)
     for start in range(0, n, config.batch_size):
         index = order[start:start + config.batch_size]
-        x = images[index].float().div_(255)
-        x = augment(x, config, generator)
+        x = augment(data.images[index].float().div_(255), config, generator)
+        y = data.labels[index]
+        target = y if data.soft is None or not config.soft_labels else data.soft[index]
+        if config.mixup:
+            x, weight, partner = mixup(x, config.mixup, generator)
         x = x.contiguous(memory_format=torch.channels_last)
-        y = labels[index]
-        with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = model(x)
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
+        loss = F.cross_entropy(logits.float(), target, label_smoothing=config.label_smoothing)
+        if config.mixup:
+            loss = weight * loss + (1 - weight) * F.cross_entropy(
+                logits.float(), target[partner], label_smoothing=config.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if ema is not None:
+            ema.update_parameters(model)
         if isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
             scheduler.step()
         loss_sum += loss.detach() * len(y)
@@ -198,25 +227,36 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False) -> dict:
 
     device = resolve_device(config.device)
     bf16 = use_bf16(config.precision, device)
-    dataset = load_dataset(config.data, val_fraction=config.val_fraction)
+    dataset = load_dataset(config.data, val_fraction=config.val_fraction,
+                           ferplus=config.ferplus)
+    if config.soft_labels and dataset.soft_labels is None:
+        raise FercnnError("soft_labels needs FER+ votes: set ferplus to fer2013new.csv")
     train_split, val_split = dataset.split("Training"), dataset.split("PublicTest")
     limit = config.limit or len(train_split)
-    x_train = torch.from_numpy(train_split.images[:limit]).unsqueeze(1).to(device)
-    y_train = torch.from_numpy(train_split.labels[:limit]).to(device)
+    train_set = TrainingSet(
+        torch.from_numpy(train_split.images[:limit]).unsqueeze(1).to(device),
+        torch.from_numpy(train_split.labels[:limit]).to(device),
+        None if train_split.soft_labels is None
+        else torch.from_numpy(train_split.soft_labels[:limit]).to(device))
     x_val = torch.from_numpy(val_split.images).unsqueeze(1).to(device)
     y_val = torch.from_numpy(val_split.labels).to(device)
-    if len(y_train) == 0 or len(y_val) == 0:
+    if len(train_set) == 0 or len(y_val) == 0:
         raise FercnnError("the data has no Training or no PublicTest (validation) images")
 
     torch.manual_seed(config.seed)
     model = create_model(config.model).to(device, memory_format=torch.channels_last)
     optimizer = make_optimizer(config, model)
-    steps_per_epoch = math.ceil(len(y_train) / config.batch_size)
+    # with EMA, validation, best.pt and exports use the averaged weights
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema),
+                        use_buffers=True) if config.ema else None
+    steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
     scheduler = make_scheduler(config, optimizer, steps_per_epoch)
     history: list[dict] = []
     best_acc, start_epoch, stale = -1.0, 0, 0
     if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
+        model.load_state_dict(checkpoint["train_model"] if ema else checkpoint["model"])
+        if ema is not None:
+            ema.load_state_dict(checkpoint["ema"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         if scheduler is not None:
             scheduler.load_state_dict(checkpoint["scheduler"])
@@ -227,16 +267,17 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False) -> dict:
 
     params = count_params(model)
     print(f"{config.name}: {config.model} ({params:,} params) on {device}, "
-          f"{'bf16' if bf16 else 'fp32'}, {len(y_train)} train / {len(y_val)} val images",
+          f"{'bf16' if bf16 else 'fp32'}, {len(train_set)} train / {len(y_val)} val images",
           flush=True)
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
         generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
         lr = optimizer.param_groups[0]["lr"]
         train_loss, train_acc = train_one_epoch(
-            model, x_train, y_train, config, optimizer, scheduler, generator, bf16,
+            model, train_set, config, optimizer, scheduler, ema, generator, bf16,
             desc=f"epoch {epoch + 1}/{config.epochs}")
-        val_loss, val_acc = validate(model, x_val, y_val, bf16)
+        evaluated = model if ema is None else ema.module
+        val_loss, val_acc = validate(evaluated, x_val, y_val, bf16)
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             scheduler.step(val_loss)
         row = {"epoch": epoch + 1, "train_loss": round(train_loss, 6),
@@ -247,10 +288,12 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False) -> dict:
         improved = val_acc > best_acc
         best_acc, stale = (val_acc, 0) if improved else (best_acc, stale + 1)
         state = {"model_name": config.model, "config": asdict(config), "epoch": epoch + 1,
-                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "model": evaluated.state_dict(), "optimizer": optimizer.state_dict(),
                  "scheduler": scheduler.state_dict() if scheduler is not None else None,
                  "history": history, "best_val_acc": best_acc, "stale_epochs": stale,
                  "rng": rng_state(), "params": params}
+        if ema is not None:
+            state.update(train_model=model.state_dict(), ema=ema.state_dict())
         if improved:
             save_atomic(state, best_path)
         save_atomic(state, last_path)
