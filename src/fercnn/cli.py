@@ -106,7 +106,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate
 
     result = evaluate(args.models, data=args.data, split=args.split, tta=args.tta,
-                      out=args.out)
+                      out=args.out, ferplus=args.ferplus)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -304,6 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(the embedded model); several are averaged as an ensemble")
     p.add_argument("--tta", action="store_true",
                    help="average ten views per face (shifts and mirror images)")
+    p.add_argument("--ferplus", metavar="CSV", help="score against FER+ majority labels "
+                   "(default for runs trained on FER+)")
     p.add_argument("--data")
     p.add_argument("--split", default="PrivateTest",
                    choices=("Training", "PublicTest", "PrivateTest"))

@@ -58,28 +58,38 @@ def checkpoint_probabilities(checkpoint_path: str | Path, images: np.ndarray,
                                             "data": config.data}
 
 
-def _data_for(models: list[str], data: str | None) -> str:
-    """The data to evaluate on: given, else $FERCNN_DATA, else the first run's own data."""
-    if data or os.environ.get("FERCNN_DATA"):
-        return data or os.environ["FERCNN_DATA"]
+def _saved_setting(models: list[str], key: str) -> str | None:
+    """A setting from the config of the first training checkpoint among ``models``."""
+    from .checkpoint import load_checkpoint
+
     for model in models:
         if not is_onnx(model):
-            from .checkpoint import load_checkpoint
+            return load_checkpoint(model)["config"].get(key)
+    return None
 
-            saved = load_checkpoint(model)["config"].get("data")
-            if saved:
-                return saved
-    raise FercnnError("no data given: pass --data or set FERCNN_DATA")
+
+def _data_for(models: list[str], data: str | None) -> str:
+    """The data to evaluate on: given, else $FERCNN_DATA, else the first run's own data."""
+    data = data or os.environ.get("FERCNN_DATA") or _saved_setting(models, "data")
+    if not data:
+        raise FercnnError("no data given: pass --data or set FERCNN_DATA")
+    return data
 
 
 def evaluate(models: list[str | Path], data: str | None = None, split: str = "PrivateTest",
-             tta: bool = False, out: str | Path | None = None) -> dict:
+             tta: bool = False, out: str | Path | None = None,
+             ferplus: str | None = None) -> dict:
     """Metrics of one model or the average of several on ``split``; with ``out``, the metrics
-    JSON and a normalised confusion matrix are written there."""
+    JSON and a normalised confusion matrix are written there.
+
+    ``ferplus`` (default: the FER+ file a run was trained with) scores against FER+ majority
+    labels instead of the original ones.
+    """
     from .data import load_dataset
 
     models = [str(m) for m in models]
-    part = load_dataset(_data_for(models, data)).split(split)
+    ferplus = ferplus or _saved_setting(models, "ferplus")
+    part = load_dataset(_data_for(models, data), ferplus=ferplus).split(split)
     probabilities, members = [], []
     for model in models:
         fn = onnx_probabilities if is_onnx(model) else checkpoint_probabilities
@@ -87,6 +97,7 @@ def evaluate(models: list[str | Path], data: str | None = None, split: str = "Pr
         probabilities.append(p)
         members.append({"path": model, **info})
     result = {"models": members, "split": split, "tta": tta,
+              "labels": "FER+ majority" if ferplus else "FER-2013",
               **classification_metrics(np.mean(probabilities, axis=0), part.labels,
                                        ~part.in_training)}
     if len(members) == 1:
