@@ -25,6 +25,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from .augment import random_affine, random_erasing, random_hflip, random_shift
 from .checkpoint import load_checkpoint, save_atomic
 from .config import TrainConfig, config_from_dict, save_config
+from .distributed import Ranks, close_ranks, init_ranks
 from .errors import FercnnError
 from .models import count_params, create_model
 
@@ -112,8 +113,12 @@ def mixup(x: torch.Tensor, alpha: float, generator: torch.Generator
 
 def train_one_epoch(model: nn.Module, data: TrainingSet, config: TrainConfig,
                     optimizer: torch.optim.Optimizer, scheduler, ema: AveragedModel | None,
-                    generator: torch.Generator, bf16: bool, desc: str) -> tuple[float, float]:
-    """One pass over the training tensors; returns mean loss and accuracy."""
+                    generator: torch.Generator, bf16: bool, ranks: Ranks,
+                    desc: str) -> tuple[float, float]:
+    """One pass over the training tensors; returns mean loss and accuracy.
+
+    Under torchrun every rank augments the same global batch and trains on its slice of it.
+    """
     from tqdm import tqdm
 
     model.train()
@@ -122,7 +127,8 @@ def train_one_epoch(model: nn.Module, data: TrainingSet, config: TrainConfig,
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.long, device=device)
     started = time.perf_counter()
-    bar = tqdm(total=n, desc=desc, unit="img", leave=False, disable=None)
+    bar = tqdm(total=n, desc=desc, unit="img", leave=False,
+               disable=None if ranks.main else True)
     for start in range(0, n, config.batch_size):
         index = order[start:start + config.batch_size]
         x = augment(data.images[index].float().div_(255), config, generator)
@@ -130,13 +136,15 @@ def train_one_epoch(model: nn.Module, data: TrainingSet, config: TrainConfig,
         target = y if data.soft is None or not config.soft_labels else data.soft[index]
         if config.mixup:
             x, weight, partner = mixup(x, config.mixup, generator)
+            partner_target = ranks.shard(target[partner])
+        x, y, target = ranks.shard(x), ranks.shard(y), ranks.shard(target)
         x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = model(x)
         loss = F.cross_entropy(logits.float(), target, label_smoothing=config.label_smoothing)
         if config.mixup:
             loss = weight * loss + (1 - weight) * F.cross_entropy(
-                logits.float(), target[partner], label_smoothing=config.label_smoothing)
+                logits.float(), partner_target, label_smoothing=config.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -147,12 +155,14 @@ def train_one_epoch(model: nn.Module, data: TrainingSet, config: TrainConfig,
         loss_sum += loss.detach() * len(y)
         correct += (logits.argmax(1) == y).sum()
         done = min(start + config.batch_size, n)
-        bar.update(len(y))
-        if bar.n % (config.batch_size * 20) < config.batch_size or done == n:
-            bar.set_postfix(loss=f"{loss_sum.item() / done:.3f}",
-                            acc=f"{correct.item() / done:.3f}",
+        bar.update(len(index))
+        if ranks.main and (bar.n % (config.batch_size * 20) < config.batch_size or done == n):
+            bar.set_postfix(loss=f"{loss_sum.item() * ranks.world / done:.3f}",
+                            acc=f"{correct.item() * ranks.world / done:.3f}",
                             img_s=f"{done / (time.perf_counter() - started):.0f}")
     bar.close()
+    ranks.sum(loss_sum)
+    ranks.sum(correct)
     return loss_sum.item() / n, correct.item() / n
 
 
@@ -206,11 +216,22 @@ def set_rng_state(state: dict) -> None:
 
 
 def train(config: TrainConfig, out: str | Path, resume: bool = False) -> dict:
-    """Train ``config`` into the run folder ``out``; returns the final metrics."""
+    """Train ``config`` into the run folder ``out``; returns the final metrics.
+
+    Under torchrun (``WORLD_SIZE`` > 1) this process is one rank of a data-parallel run.
+    """
+    out = Path(out)
+    ranks = init_ranks(config.device)
+    try:
+        return _train(config, out, resume, ranks)
+    finally:
+        close_ranks(ranks)
+
+
+def _train(config: TrainConfig, out: Path, resume: bool, ranks: Ranks) -> dict:
     from .data import load_dataset
     from .plots import learning_curves
 
-    out = Path(out)
     last_path, best_path = out / "last.pt", out / "best.pt"
     checkpoint = None
     if resume and last_path.exists():
@@ -222,10 +243,14 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False) -> dict:
     elif last_path.exists():
         raise FercnnError(f"{out} already holds a run: pass --resume to continue it, "
                           "or choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(config, out / "config.yaml")
+    if ranks.main:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(config, out / "config.yaml")
+    ranks.barrier()
 
     device = resolve_device(config.device)
+    if device.type == "cuda" and ranks.active:
+        device = torch.device("cuda", ranks.local_rank)
     bf16 = use_bf16(config.precision, device)
     dataset = load_dataset(config.data, val_fraction=config.val_fraction,
                            ferplus=config.ferplus)
@@ -249,6 +274,7 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False) -> dict:
     # with EMA, validation, best.pt and exports use the averaged weights
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema),
                         use_buffers=True) if config.ema else None
+    trained = model if not ranks.active else torch.nn.parallel.DistributedDataParallel(model)
     steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
     scheduler = make_scheduler(config, optimizer, steps_per_epoch)
     history: list[dict] = []
@@ -263,18 +289,18 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False) -> dict:
         history, best_acc = checkpoint["history"], checkpoint["best_val_acc"]
         start_epoch, stale = checkpoint["epoch"], checkpoint["stale_epochs"]
         set_rng_state(checkpoint["rng"])
-        print(f"resuming {out} after epoch {start_epoch}", flush=True)
+        log(ranks, f"resuming {out} after epoch {start_epoch}")
 
     params = count_params(model)
-    print(f"{config.name}: {config.model} ({params:,} params) on {device}, "
-          f"{'bf16' if bf16 else 'fp32'}, {len(train_set)} train / {len(y_val)} val images",
-          flush=True)
+    log(ranks, f"{config.name}: {config.model} ({params:,} params) on {device}, "
+        f"{'bf16' if bf16 else 'fp32'}, {len(train_set)} train / {len(y_val)} val images"
+        + (f", {ranks.world} ranks" if ranks.active else ""))
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
         generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
         lr = optimizer.param_groups[0]["lr"]
         train_loss, train_acc = train_one_epoch(
-            model, train_set, config, optimizer, scheduler, ema, generator, bf16,
+            trained, train_set, config, optimizer, scheduler, ema, generator, bf16, ranks,
             desc=f"epoch {epoch + 1}/{config.epochs}")
         evaluated = model if ema is None else ema.module
         val_loss, val_acc = validate(evaluated, x_val, y_val, bf16)
@@ -294,16 +320,18 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False) -> dict:
                  "rng": rng_state(), "params": params}
         if ema is not None:
             state.update(train_model=model.state_dict(), ema=ema.state_dict())
-        if improved:
-            save_atomic(state, best_path)
-        save_atomic(state, last_path)
-        write_history(history, out / "history.csv")
-        learning_curves(history, out / "curves.png", title=config.name)
-        print(f"epoch {epoch + 1}/{config.epochs}  train loss {train_loss:.4f} acc "
-              f"{train_acc:.4f}  val loss {val_loss:.4f} acc {val_acc:.4f}  lr {lr:.2g}  "
-              f"{row['seconds']:.1f}s{'  *best' if improved else ''}", flush=True)
+        if ranks.main:
+            if improved:
+                save_atomic(state, best_path)
+            save_atomic(state, last_path)
+            write_history(history, out / "history.csv")
+            learning_curves(history, out / "curves.png", title=config.name)
+        ranks.barrier()
+        log(ranks, f"epoch {epoch + 1}/{config.epochs}  train loss {train_loss:.4f} acc "
+            f"{train_acc:.4f}  val loss {val_loss:.4f} acc {val_acc:.4f}  lr {lr:.2g}  "
+            f"{row['seconds']:.1f}s{'  *best' if improved else ''}")
         if config.early_stopping_patience and stale >= config.early_stopping_patience:
-            print(f"early stop: no val-accuracy gain in {stale} epochs", flush=True)
+            log(ranks, f"early stop: no val-accuracy gain in {stale} epochs")
             break
 
     best_row = max(history, key=lambda r: r["val_acc"])
@@ -311,7 +339,14 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False) -> dict:
                "params": params,
                "epochs_run": len(history), "best_epoch": best_row["epoch"],
                "best_val_acc": best_row["val_acc"], "precision": "bf16" if bf16 else "fp32",
-               "device": str(device), "finished": True,
+               "device": str(device), "ranks": ranks.world, "finished": True,
                "epoch_seconds": round(sum(r["seconds"] for r in history) / len(history), 2)}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    if ranks.main:
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
+
+
+def log(ranks: Ranks, message: str) -> None:
+    """Print from rank 0 only."""
+    if ranks.main:
+        print(message, flush=True)
