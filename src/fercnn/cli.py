@@ -166,51 +166,52 @@ def _image_files(paths: list[str]) -> tuple[list, list[str]]:
     return files, problems
 
 
-def _write_annotated(path, faces, out_dir) -> str:
-    """An annotated copy of the image ``path`` in ``out_dir``; returns its path."""
+def _write_annotated(image, faces, name, out_dir) -> str:
+    """An annotated copy of ``image`` (a loaded array) as ``out_dir/<name>-emotions.png``."""
     from pathlib import Path
 
     import cv2
 
     from .annotate import annotate
-    from .recognize import load_image
 
-    target = Path(out_dir) / (Path(path).stem + "-emotions.png")
-    if not cv2.imwrite(str(target), annotate(load_image(path), faces)):
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    target = Path(out_dir) / f"{Path(name).stem}-emotions.png"
+    if not cv2.imwrite(str(target), annotate(image, faces)):
         raise FercnnError(f"{target}: cannot write image")
     return str(target)
 
 
+def _describe(face) -> str:
+    """``happy  (happy 91%, neutral 5%, surprise 2%)``"""
+    top = sorted(face.probabilities.items(), key=lambda kv: -kv[1])[:3]
+    return f"{face.emotion}  (" + ", ".join(f"{k} {v:.0%}" for k, v in top) + ")"
+
+
 @command
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .recognize import Recognizer
+    from .recognize import Recognizer, load_image
 
     recognizer = Recognizer(args.model)
     files, problems = _image_files(args.paths)
-    if args.out:
-        from pathlib import Path
-
-        Path(args.out).mkdir(parents=True, exist_ok=True)
     for problem in problems:
         print(f"fercnn: error: {problem}", file=sys.stderr)
     report = []
     for path in files:
         try:
-            faces = recognizer.predict(path, detect=not args.no_detect)
+            image = load_image(path)
+            faces = recognizer.predict(image, detect=not args.no_detect)
         except FercnnError as e:
             problems.append(str(e))
             print(f"fercnn: error: {e}", file=sys.stderr)
             continue
         report.append({"image": str(path), "faces": [f.to_dict() for f in faces]})
         if args.out:
-            _write_annotated(path, faces, args.out)
+            _write_annotated(image, faces, path, args.out)
         if not args.json:
             if not faces:
                 print(f"{path}: no face found")
             for i, face in enumerate(faces):
-                top = sorted(face.probabilities.items(), key=lambda kv: -kv[1])[:3]
-                print(f"{path}  face {i + 1} at {tuple(face.box)}: {face.emotion}  ("
-                      + ", ".join(f"{k} {v:.0%}" for k, v in top) + ")")
+                print(f"{path}  face {i + 1} at {tuple(face.box)}: {_describe(face)}")
     if args.json:
         print(json.dumps(report, indent=2))
     return 1 if problems else 0
@@ -244,19 +245,15 @@ def cmd_video(args: argparse.Namespace) -> int:
 
 @command
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .recognize import DEMO_PHOTO, Recognizer
+    from .recognize import DEMO_PHOTO, Recognizer, load_image
 
-    faces = Recognizer(args.model).predict(DEMO_PHOTO)
+    photo = load_image(DEMO_PHOTO)
+    faces = Recognizer(args.model).predict(photo)
     if not faces:
         raise FercnnError(f"{DEMO_PHOTO}: no face found")
-    from pathlib import Path
-
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    written = _write_annotated(DEMO_PHOTO, faces, args.out)
+    written = _write_annotated(photo, faces, DEMO_PHOTO, args.out)
     for face in faces:
-        top = sorted(face.probabilities.items(), key=lambda kv: -kv[1])[:3]
-        print(f"face at {tuple(face.box)}: {face.emotion}  ("
-              + ", ".join(f"{k} {v:.0%}" for k, v in top) + ")")
+        print(f"face at {tuple(face.box)}: {_describe(face)}")
     print(f"annotated photo: {written}  (NASA portrait of astronaut Eileen Collins, "
           "public domain)")
     return 0
