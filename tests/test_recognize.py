@@ -243,3 +243,21 @@ def test_ensemble_and_tta_evaluation(exported, tmp_path):
     assert result["tta"] is True and 0 <= result["accuracy"] <= 1
     assert abs(single["loss"] - onnx["loss"]) < 0.01  # the same network, torch vs ONNX
     assert (tmp_path / "metrics-PrivateTest.json").exists()
+
+
+def test_demo_with_the_embedded_model_needs_no_torch(tmp_path):
+    code = f"""
+import sys
+class NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "matplotlib"):
+            raise ImportError(name + " is blocked for this test")
+sys.meta_path.insert(0, NoTorch())
+from fercnn.cli import main
+sys.exit(main(["demo", "--out", {str(tmp_path)!r}]))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "happy" in result.stdout.splitlines()[0]
+    assert (tmp_path / "astronaut-emotions.png").read_bytes().startswith(b"\x89PNG")

@@ -92,6 +92,9 @@ def _write_metadata(path: Path, metadata: dict) -> None:
     import onnx
 
     proto = onnx.load(str(path))
+    for node in proto.graph.node:  # the exporter records source paths and stack traces here
+        del node.metadata_props[:]
+        node.doc_string = ""
     del proto.metadata_props[:]
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(metadata)

