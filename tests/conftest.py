@@ -73,6 +73,25 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 600):
                           env={**os.environ, **(env or {})}, cwd=REPO)
 
 
+def run_cli_without(blocked: tuple[str, ...], *args: str, timeout: float = 120):
+    """Run the CLI in a fresh interpreter where importing any of ``blocked`` (top-level package
+    names) fails, as on an install without them; afterwards none of them may be loaded."""
+    code = f"""
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {blocked!r}:
+            raise ImportError(name + " is blocked for this test")
+sys.meta_path.insert(0, Block())
+from fercnn.cli import main
+code = main({[str(a) for a in args]!r})
+assert not {{name.split(".")[0] for name in sys.modules}} & set({blocked!r})
+sys.exit(code)
+"""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=REPO, timeout=timeout)
+
+
 def assert_one_line_error(result, *needles: str) -> None:
     assert result.returncode != 0
     assert "Traceback" not in result.stderr

@@ -6,8 +6,6 @@ from __future__ import annotations
 import gzip
 import json
 import lzma
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -21,7 +19,7 @@ from fercnn.data import folders as folders_module
 from fercnn.errors import FercnnError
 from fercnn.labels import EMOTIONS, SPLITS
 
-from .conftest import assert_one_line_error, csv_text, make_rows, run_cli
+from .conftest import assert_one_line_error, csv_text, make_rows, run_cli, run_cli_without
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -575,17 +573,6 @@ def test_ferplus_bad_files(tmp_path):
 def test_info_and_grid_need_neither_torch_nor_matplotlib(synthetic_csv, tmp_path):
     """The base install (no training extra) runs the data summary and its sample grid."""
     grid = tmp_path / "grid.png"
-    code = f"""
-import sys
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("torch", "matplotlib"):
-            raise ImportError(name + " is blocked for this test")
-sys.meta_path.insert(0, Block())
-from fercnn.cli import main
-sys.exit(main(["info", {str(synthetic_csv)!r}, "--grid", {str(grid)!r}]))
-"""
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=120)
+    result = run_cli_without(("torch", "matplotlib"), "info", synthetic_csv, "--grid", grid)
     assert result.returncode == 0, result.stderr
     assert grid.read_bytes().startswith(b"\x89PNG")

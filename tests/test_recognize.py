@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -15,7 +13,7 @@ from fercnn.checkpoint import load_checkpoint
 from fercnn.export import model_from_checkpoint
 from fercnn.recognize import Recognizer
 
-from .conftest import REPO, csv_text, make_rows, run_cli
+from .conftest import csv_text, make_rows, run_cli, run_cli_without
 
 
 @pytest.fixture(scope="module")
@@ -113,22 +111,8 @@ def test_recognition_works_without_torch(exported, tmp_path):
     """Block torch in a fresh interpreter: import fercnn and predict must still work."""
     face = tmp_path / "face.png"
     cv2.imwrite(str(face), np.random.default_rng(5).integers(0, 256, (48, 48)).astype(np.uint8))
-    code = f"""
-import sys
-class NoTorch:
-    def find_spec(self, name, path=None, target=None):
-        if name == "torch" or name.startswith("torch."):
-            raise ImportError("torch is blocked for this test")
-sys.meta_path.insert(0, NoTorch())
-import fercnn
-from fercnn.cli import main
-code = main(["predict", {str(face)!r}, "--no-detect", "--json", "--model",
-             {str(exported["fp32"])!r}])
-assert "torch" not in sys.modules
-sys.exit(code)
-"""
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=REPO, timeout=120)
+    result = run_cli_without(("torch",), "predict", face, "--no-detect", "--json", "--model",
+                             exported["fp32"])
     assert result.returncode == 0, result.stderr
     faces = json.loads(result.stdout)[0]["faces"]
     assert len(faces) == 1 and abs(sum(faces[0]["probabilities"].values()) - 1) < 1e-5
@@ -246,18 +230,7 @@ def test_ensemble_and_tta_evaluation(exported, tmp_path):
 
 
 def test_demo_with_the_embedded_model_needs_no_torch(tmp_path):
-    code = f"""
-import sys
-class NoTorch:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("torch", "matplotlib"):
-            raise ImportError(name + " is blocked for this test")
-sys.meta_path.insert(0, NoTorch())
-from fercnn.cli import main
-sys.exit(main(["demo", "--out", {str(tmp_path)!r}]))
-"""
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=REPO, timeout=120)
+    result = run_cli_without(("torch", "matplotlib"), "demo", "--out", tmp_path)
     assert result.returncode == 0, result.stderr
     assert "happy" in result.stdout.splitlines()[0]
     assert (tmp_path / "astronaut-emotions.png").read_bytes().startswith(b"\x89PNG")
