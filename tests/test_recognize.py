@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from fercnn.checkpoint import load_checkpoint
-from fercnn.export import model_from_checkpoint
+from fercnn.checkpoint import load_checkpoint, model_from_checkpoint
 from fercnn.recognize import Recognizer
 
 from .conftest import csv_text, make_rows, run_cli, run_cli_without

@@ -36,3 +36,12 @@ def load_checkpoint(path: str | Path) -> dict:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # a truncated or foreign file: say so in one line
         raise FercnnError(f"{path}: not a readable fercnn checkpoint ({e})") from None
+
+
+def model_from_checkpoint(checkpoint: dict) -> torch.nn.Module:
+    """The checkpoint's network with its weights, in eval mode, on the CPU."""
+    from .models import create_model
+
+    model = create_model(checkpoint["model_name"])
+    model.load_state_dict(checkpoint["model"])
+    return model.eval()

@@ -23,9 +23,9 @@ def is_onnx(model: str | Path) -> bool:
 def onnx_probabilities(model: str | Path, images: np.ndarray, tta: bool = False
                        ) -> tuple[np.ndarray, dict]:
     """Probabilities of an exported model (``default``: the embedded one), and its metadata."""
-    from .recognize import DEFAULT_MODEL, Recognizer
+    from .recognize import Recognizer
 
-    recognizer = Recognizer(DEFAULT_MODEL if str(model) == "default" else model)
+    recognizer = Recognizer(None if str(model) == "default" else model)
     views = tta_views(images) if tta else [images]
     probabilities = np.mean([np.concatenate([recognizer.predict_batch(view[i:i + 256])
                                              for i in range(0, len(view), 256)])
@@ -33,21 +33,18 @@ def onnx_probabilities(model: str | Path, images: np.ndarray, tta: bool = False
     return probabilities, {"model": recognizer.metadata.get("model")}
 
 
-def checkpoint_probabilities(checkpoint_path: str | Path, images: np.ndarray,
-                             tta: bool = False) -> tuple[np.ndarray, dict]:
-    """Probabilities of a training checkpoint (a run folder means its ``best.pt``)."""
+def checkpoint_probabilities(checkpoint: dict, images: np.ndarray, tta: bool = False
+                             ) -> tuple[np.ndarray, dict]:
+    """Probabilities of a loaded training checkpoint, and what it is."""
     import torch
 
-    from .checkpoint import load_checkpoint
+    from .checkpoint import model_from_checkpoint
     from .config import config_from_dict
-    from .models import create_model
     from .train import predict_logits, resolve_device, use_bf16
 
-    checkpoint = load_checkpoint(checkpoint_path)
-    config = config_from_dict(checkpoint["config"], str(checkpoint_path))
+    config = config_from_dict(checkpoint["config"])
     device = resolve_device("auto")
-    model = create_model(checkpoint["model_name"]).to(device, memory_format=torch.channels_last)
-    model.load_state_dict(checkpoint["model"])
+    model = model_from_checkpoint(checkpoint).to(device, memory_format=torch.channels_last)
     bf16 = use_bf16(config.precision, device)
     views = tta_views(images) if tta else [images]
     probabilities = [torch.softmax(predict_logits(
@@ -58,19 +55,9 @@ def checkpoint_probabilities(checkpoint_path: str | Path, images: np.ndarray,
                                             "data": config.data}
 
 
-def _saved_setting(models: list[str], key: str) -> str | None:
-    """A setting from the config of the first training checkpoint among ``models``."""
-    from .checkpoint import load_checkpoint
-
-    for model in models:
-        if not is_onnx(model):
-            return load_checkpoint(model)["config"].get(key)
-    return None
-
-
-def _data_for(models: list[str], data: str | None) -> str:
+def _data_for(saved: dict, data: str | None) -> str:
     """The data to evaluate on: given, else $FERCNN_DATA, else the first run's own data."""
-    data = data or os.environ.get("FERCNN_DATA") or _saved_setting(models, "data")
+    data = data or os.environ.get("FERCNN_DATA") or saved.get("data")
     if not data:
         raise FercnnError("no data given: pass --data or set FERCNN_DATA")
     return data
@@ -85,15 +72,20 @@ def evaluate(models: list[str | Path], data: str | None = None, split: str = "Pr
     ``ferplus`` (default: the FER+ file a run was trained with) scores against FER+ majority
     labels instead of the original ones.
     """
+    from .checkpoint import load_checkpoint
     from .data import load_dataset
 
     models = [str(m) for m in models]
-    ferplus = ferplus or _saved_setting(models, "ferplus")
-    part = load_dataset(_data_for(models, data), ferplus=ferplus).split(split)
+    checkpoints = {m: load_checkpoint(m) for m in models if not is_onnx(m)}  # each read once
+    saved = next(iter(checkpoints.values()))["config"] if checkpoints else {}
+    ferplus = ferplus or saved.get("ferplus")
+    part = load_dataset(_data_for(saved, data), ferplus=ferplus).split(split)
     probabilities, members = [], []
     for model in models:
-        fn = onnx_probabilities if is_onnx(model) else checkpoint_probabilities
-        p, info = fn(model, part.images, tta)
+        if model in checkpoints:
+            p, info = checkpoint_probabilities(checkpoints[model], part.images, tta)
+        else:
+            p, info = onnx_probabilities(model, part.images, tta)
         probabilities.append(p)
         members.append({"path": model, **info})
     result = {"models": members, "split": split, "tta": tta,

@@ -33,18 +33,10 @@ class WithSoftmax(nn.Module):
         return torch.softmax(self.model(image), dim=1)
 
 
-def model_from_checkpoint(checkpoint: dict) -> nn.Module:
-    from .models import create_model
-
-    model = create_model(checkpoint["model_name"])
-    model.load_state_dict(checkpoint["model"])
-    return model.eval()
-
-
 def export_onnx(checkpoint_path: str | Path, out: str | Path, int8: bool = False,
                 data: str | None = None, calibration_images: int = 512) -> dict:
     """Write ``out`` (fp32, or int8 when asked); returns the metadata written into it."""
-    from .checkpoint import load_checkpoint
+    from .checkpoint import load_checkpoint, model_from_checkpoint
     from .config import config_from_dict
 
     checkpoint = load_checkpoint(checkpoint_path)
