@@ -58,6 +58,20 @@ def test_int8_model_gives_probabilities(exported):
     np.testing.assert_allclose(probabilities.sum(1), 1, atol=1e-3)
 
 
+def test_int8_model_stays_integer_from_input_to_logits(exported, tmp_path):
+    """After onnxruntime's fusions the int8 graph quantises once (the input) and dequantises
+    once (the logits): no float islands around ReLU, pooling or flattening."""
+    import onnx
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    options.log_severity_level = 3
+    ort.InferenceSession(str(exported["int8"]), options, providers=["CPUExecutionProvider"])
+    ops = [node.op_type for node in onnx.load(tmp_path / "optimized.onnx").graph.node]
+    assert ops.count("QuantizeLinear") == 1 and ops.count("DequantizeLinear") == 1, ops
+
+
 def test_recognizer_accepts_paths_arrays_and_pil(exported, tmp_path):
     from PIL import Image
 
@@ -130,6 +144,11 @@ def test_photo_detection_annotation_and_demo(exported, tmp_path):
     annotated = cv2.imread(str(out / "astronaut-emotions.png"))
     assert annotated.shape == (512, 512, 3)
     assert not np.array_equal(annotated, cv2.imread(str(DEMO_PHOTO)))
+    too_big = run_cli("predict", DEMO_PHOTO, "--min-face", "600", "--model", exported["fp32"])
+    assert too_big.returncode == 0 and "no face found" in too_big.stdout
+    bad = run_cli("predict", DEMO_PHOTO, "--min-face", "0", "--model", exported["fp32"])
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    assert "--min-face" in bad.stderr and "Traceback" not in bad.stderr
     demo = run_cli("demo", "--out", tmp_path / "demo", "--model", exported["fp32"])
     assert demo.returncode == 0, demo.stderr
     assert (tmp_path / "demo" / "astronaut-emotions.png").exists()

@@ -187,11 +187,19 @@ def _describe(face) -> str:
     return f"{face.emotion}  (" + ", ".join(f"{k} {v:.0%}" for k, v in top) + ")"
 
 
+def _recognizer(args: argparse.Namespace):
+    """The Recognizer for --model, with a Haar detector sized by --min-face."""
+    from .faces import HaarDetector
+    from .recognize import Recognizer
+
+    return Recognizer(args.model, detector=HaarDetector(min_size=args.min_face))
+
+
 @command
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .recognize import Recognizer, load_image
+    from .recognize import load_image
 
-    recognizer = Recognizer(args.model)
+    recognizer = _recognizer(args)
     files, problems = _image_files(args.paths)
     for problem in problems:
         print(f"fercnn: error: {problem}", file=sys.stderr)
@@ -221,12 +229,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_video(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .recognize import Recognizer
     from .video import process_video
 
     if (args.input is None) == (args.camera is None):
         raise FercnnError("give a video file or --camera N (one of them)")
-    recognizer = Recognizer(args.model)
+    recognizer = _recognizer(args)
     timeline = args.timeline
     if timeline is None and args.csv:
         timeline = str(Path(args.csv).with_suffix("")) + "-timeline.png"
@@ -259,8 +266,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (pointing at --help), like every other error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, not {text}")
+    return value
+
+
+def _add_min_face(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--min-face", type=_positive_int, default=40, metavar="PX",
+                   help="smallest face searched for, in pixels of the photo scaled to at most "
+                        "1024 px (default 40; lower finds smaller faces, more slowly)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fercnn", description=__doc__.split("\n")[0])
+    parser = OneLineParser(prog="fercnn", description=__doc__.split("\n")[0])
     from . import __version__
 
     parser.add_argument("--version", action="version", version=f"fercnn {__version__}")
@@ -327,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-detect", action="store_true",
                    help="each image is one pre-cropped face")
     p.add_argument("--out", metavar="DIR", help="write annotated copies here")
+    _add_min_face(p)
 
     p = sub.add_parser("video", help="emotions over a video file or a camera")
     p.add_argument("input", nargs="?", metavar="IN", help="a video file")
@@ -338,6 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--every", type=int, default=1, metavar="N", help="analyse every N-th frame")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
     p.add_argument("--model", metavar="M.onnx")
+    _add_min_face(p)
 
     p = sub.add_parser("demo", help="recognise the faces in a bundled public-domain photo")
     p.add_argument("--out", default=".", metavar="DIR", help="where to write the result")

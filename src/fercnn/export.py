@@ -100,11 +100,16 @@ def _export_fp32(model: nn.Module, path: Path) -> None:
                       dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)
 
 
+# everything but the softmax (see _quantize_int8)
+QUANTIZED_OPS = ["Conv", "Gemm", "MatMul", "Relu", "MaxPool", "Reshape", "Flatten"]
+
+
 def _quantize_int8(fp32_path: Path, out: Path, images: np.ndarray) -> None:
     """Static QDQ int8, calibrated on training images (activations by min-max).
 
-    Only the convolutions and matrix products are quantised: the softmax stays float, so the
-    probabilities still sum to 1.
+    Everything up to the logits is quantised, ReLU, max-pooling and the flattening included:
+    leaving those in float put a dequantize/quantize pair around each of them, about 25% of
+    the int8 model's time. The softmax stays float, so the probabilities still sum to 1.
     """
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -127,4 +132,4 @@ def _quantize_int8(fp32_path: Path, out: Path, images: np.ndarray) -> None:
     quant_pre_process(str(fp32_path), str(prepared))
     quantize_static(str(prepared), str(out), Reader(), quant_format=QuantFormat.QDQ,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    per_channel=True, op_types_to_quantize=["Conv", "Gemm", "MatMul"])
+                    per_channel=True, op_types_to_quantize=QUANTIZED_OPS)

@@ -25,6 +25,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from .augment import random_affine, random_erasing, random_hflip, random_shift
 from .checkpoint import load_checkpoint, save_atomic
 from .config import TrainConfig, config_from_dict, save_config
+from .distill import Teachers, distillation_loss, load_teachers
 from .distributed import Ranks, close_ranks, init_ranks
 from .errors import FercnnError
 from .models import count_params, create_model
@@ -114,7 +115,7 @@ def mixup(x: torch.Tensor, alpha: float, generator: torch.Generator
 def train_one_epoch(model: nn.Module, data: TrainingSet, config: TrainConfig,
                     optimizer: torch.optim.Optimizer, scheduler, ema: AveragedModel | None,
                     generator: torch.Generator, bf16: bool, ranks: Ranks,
-                    desc: str) -> tuple[float, float]:
+                    desc: str, teachers: Teachers | None = None) -> tuple[float, float]:
     """One pass over the training tensors; returns mean loss and accuracy.
 
     Under torchrun every rank augments the same global batch and trains on its slice of it.
@@ -145,6 +146,10 @@ def train_one_epoch(model: nn.Module, data: TrainingSet, config: TrainConfig,
         if config.mixup:
             loss = weight * loss + (1 - weight) * F.cross_entropy(
                 logits.float(), partner_target, label_smoothing=config.label_smoothing)
+        if teachers is not None:
+            targets = teachers.soft_targets(x, config.distill_temperature, bf16)
+            loss = (1 - config.distill_weight) * loss + config.distill_weight * \
+                distillation_loss(logits, targets, config.distill_temperature)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -268,6 +273,7 @@ def _train(config: TrainConfig, out: Path, resume: bool, ranks: Ranks) -> dict:
     if len(train_set) == 0 or len(y_val) == 0:
         raise FercnnError("the data has no Training or no PublicTest (validation) images")
 
+    teachers = load_teachers(config.teachers, device) if config.teachers else None
     torch.manual_seed(config.seed)
     model = create_model(config.model).to(device, memory_format=torch.channels_last)
     optimizer = make_optimizer(config, model)
@@ -294,14 +300,15 @@ def _train(config: TrainConfig, out: Path, resume: bool, ranks: Ranks) -> dict:
     params = count_params(model)
     log(ranks, f"{config.name}: {config.model} ({params:,} params) on {device}, "
         f"{'bf16' if bf16 else 'fp32'}, {len(train_set)} train / {len(y_val)} val images"
-        + (f", {ranks.world} ranks" if ranks.active else ""))
+        + (f", {ranks.world} ranks" if ranks.active else "")
+        + (f", distilling from {len(config.teachers)} teacher(s)" if teachers else ""))
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
         generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
         lr = optimizer.param_groups[0]["lr"]
         train_loss, train_acc = train_one_epoch(
             trained, train_set, config, optimizer, scheduler, ema, generator, bf16, ranks,
-            desc=f"epoch {epoch + 1}/{config.epochs}")
+            desc=f"epoch {epoch + 1}/{config.epochs}", teachers=teachers)
         evaluated = model if ema is None else ema.module
         val_loss, val_acc = validate(evaluated, x_val, y_val, bf16)
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):

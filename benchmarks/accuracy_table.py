@@ -1,0 +1,106 @@
+"""The accuracy table, results/benchmarks.{md,csv}, rebuilt from trained runs.
+
+    python benchmarks/accuracy_table.py --runs DIR [--data fer2013.csv.xz]
+
+``results/benchmarks.yaml`` lists the rows: a single run, an ensemble of runs, or an exported
+ONNX model ("default" is the embedded one) with the run it came from, and the config that
+reproduces each. ``results/benchmarks.md`` keeps its prose; the table between its markers is
+replaced. Every model was
+trained on Training with its checkpoint chosen on PublicTest; here each is scored on PublicTest
+and PrivateTest, with and without ten-view TTA, plus clean PrivateTest (rows whose image is not
+in Training). Each model's probabilities are computed once and shared by the ensembles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from fercnn.checkpoint import load_checkpoint, model_from_checkpoint
+from fercnn.data import load_dataset
+from fercnn.evaluate import checkpoint_probabilities, onnx_probabilities
+from fercnn.metrics import classification_metrics
+from fercnn.models import count_macs, count_params
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEC = ROOT / "results" / "benchmarks.yaml"
+COLUMNS = ("name", "kind", "params", "mmac", "hardware", "train_minutes", "public",
+           "public_tta", "private", "private_tta", "clean_private", "clean_private_tta",
+           "ferplus_private", "config")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", required=True, help="folder holding the run folders")
+    parser.add_argument("--data", help="FER-2013 CSV (default $FERCNN_DATA)")
+    args = parser.parse_args()
+    spec = yaml.safe_load(SPEC.read_text())
+    dataset = load_dataset(args.data)
+    splits = {s: dataset.split(s) for s in ("PublicTest", "PrivateTest")}
+
+    @cache
+    def checkpoint(run: str) -> dict:
+        return load_checkpoint(Path(args.runs) / run)
+
+    @cache
+    def probabilities(model: str, split: str, tta: bool) -> np.ndarray:
+        images = splits[split].images
+        if model.endswith(".onnx") or model == "default":
+            return onnx_probabilities(model, images, tta)[0]
+        return checkpoint_probabilities(checkpoint(model), images, tta)[0]
+
+    rows = []
+    for entry in spec["rows"]:
+        members = entry.get("runs") or [entry["onnx"]]
+        row = {"name": entry["name"], "kind": entry.get("kind", "single"),
+               "hardware": entry.get("hardware", ""), "config": entry.get("config", ""),
+               "ferplus_private": entry.get("ferplus_private", "")}
+        trained = entry.get("runs") or [entry["source"]]  # an ONNX row names its run
+        nets = [model_from_checkpoint(checkpoint(r)) for r in trained]
+        row["params"] = sum(count_params(n) for n in nets)
+        row["mmac"] = round(sum(count_macs(n) for n in nets) / 1e6, 1)
+        row["train_minutes"] = round(sum(
+            sum(h["seconds"] for h in checkpoint(r)["history"]) for r in trained) / 60, 1)
+        for split, key in (("PublicTest", "public"), ("PrivateTest", "private")):
+            for tta in (False, True):
+                p = np.mean([probabilities(m, split, tta) for m in members], axis=0)
+                part = splits[split]
+                result = classification_metrics(p, part.labels, ~part.in_training)
+                suffix = "_tta" if tta else ""
+                row[key + suffix] = round(result["accuracy"], 4)
+                if split == "PrivateTest":
+                    row["clean_private" + suffix] = round(result["clean_accuracy"], 4)
+        rows.append(row)
+        print(row, flush=True)
+
+    out = ROOT / "results"
+    with open(out / "benchmarks.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = ["| model | params | MMAC | hardware, training min | PublicTest (TTA) | "
+             "PrivateTest (TTA) | clean PrivateTest (TTA) | FER+ | config |",
+             "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- |"]
+    for r in rows:
+        lines.append(
+            f"| {r['name']} | {r['params']:,} | {r['mmac']} | "
+            f"{r['hardware']}, {r['train_minutes']} | "
+            f"{r['public']:.2%} ({r['public_tta']:.2%}) | "
+            f"**{r['private']:.2%}** ({r['private_tta']:.2%}) | "
+            f"{r['clean_private']:.2%} ({r['clean_private_tta']:.2%}) | "
+            f"{r['ferplus_private'] or '-'} | {r['config']} |")
+    table = "\n".join(lines)
+    text = SPEC.with_suffix(".md").read_text()
+    start, end = text.index("<!-- table -->"), text.index("<!-- /table -->")
+    (out / "benchmarks.md").write_text(
+        text[:start] + "<!-- table -->\n" + table + "\n" + text[end:])
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

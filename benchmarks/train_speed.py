@@ -1,0 +1,143 @@
+"""Training speed on this machine against its own matmul ceiling, bf16 and fp32.
+
+    python benchmarks/train_speed.py [--seconds 8] [--compile]
+
+For each seed model and the CPU-budget recipe, the real training step (``train_one_epoch``:
+batched augmentation, autocast, channels_last, backward, optimizer step) runs on random images
+for about ``--seconds`` after a warm-up; images/s becomes achieved FLOP/s with the usual
+convention of 6 FLOP per multiply-accumulate per training image (forward 2, backward 4). The
+ceiling is a 4096x4096 bf16 (and fp32) matmul timed in the same run, before and after, best of
+both. ``--compile`` adds torch.compile rows. The optimizer-step section times one step of each
+model's optimizer as a for-loop, foreach and fused, which decided ``make_optimizer``'s choice.
+Results go to benchmarks/results/train_speed.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from fercnn.config import load_config
+from fercnn.distributed import Ranks
+from fercnn.models import count_macs, create_model
+from fercnn.train import TrainingSet, make_optimizer, train_one_epoch
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+CONFIGS = ("seed-shallow", "seed-improved", "seed-deep", "cpu-budget")
+
+
+def matmul_tflops(dtype: torch.dtype, n: int = 4096, repeats: int = 10) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e12
+
+
+def images_per_second(config_name: str, bf16: bool, seconds: float, compile_model: bool
+                      ) -> float:
+    config = load_config(ROOT / "configs" / f"{config_name}.yaml")
+    torch.manual_seed(0)
+    model = create_model(config.model).to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(config, model)
+    trained = torch.compile(model) if compile_model else model
+
+    def run(n: int) -> float:
+        data = TrainingSet(torch.randint(0, 256, (n, 1, 48, 48), dtype=torch.uint8),
+                           torch.randint(0, 7, (n,)))
+        start = time.perf_counter()
+        train_one_epoch(trained, data, config, optimizer, None, None,
+                        torch.Generator().manual_seed(0), bf16, Ranks(), desc="")
+        return n / (time.perf_counter() - start)
+
+    run(2 * config.batch_size)  # warm-up (and compilation)
+    probe = run(2 * config.batch_size)
+    batches = max(2, round(probe * seconds / config.batch_size))
+    return run(batches * config.batch_size)
+
+
+def optimizer_step_ms(config_name: str) -> dict:
+    config = load_config(ROOT / "configs" / f"{config_name}.yaml")
+    model = create_model(config.model)
+    for p in model.parameters():
+        p.grad = torch.randn_like(p) * 1e-3
+    result = {}
+    for mode in ("for-loop", "foreach", "fused"):
+        kwargs = {} if mode == "for-loop" else {mode: True}
+        kind = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+        extra = ({"momentum": config.momentum, "nesterov": config.nesterov}
+                 if config.optimizer == "sgd" else {})
+        optimizer = kind[config.optimizer](model.parameters(), lr=1e-4,
+                                           weight_decay=config.weight_decay, **extra, **kwargs)
+        for _ in range(3):
+            optimizer.step()
+        start = time.perf_counter()
+        for _ in range(20):
+            optimizer.step()
+        result[mode] = round((time.perf_counter() - start) / 20 * 1000, 2)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=8.0, help="timed seconds per row")
+    parser.add_argument("--compile", action="store_true", help="add torch.compile rows")
+    args = parser.parse_args()
+    ceiling = {"bf16": matmul_tflops(torch.bfloat16), "fp32": matmul_tflops(torch.float32)}
+    rows = []
+    for name in CONFIGS:
+        config = load_config(ROOT / "configs" / f"{name}.yaml")
+        macs = count_macs(create_model(config.model))
+        variants = [("bf16", False), ("fp32", False)] + ([("bf16", True)] if args.compile else [])
+        for precision, compiled in variants:
+            speed = images_per_second(name, precision == "bf16", args.seconds, compiled)
+            tflops = speed * 6 * macs / 1e12
+            rows.append({"config": name, "model": config.model, "batch": config.batch_size,
+                         "precision": precision, "compiled": compiled,
+                         "mmac_per_image": round(macs / 1e6, 1),
+                         "images_per_s": round(speed, 1), "tflops": round(tflops, 3),
+                         "fraction_of_ceiling": round(tflops / ceiling[precision], 3),
+                         "fraction_of_bf16_ceiling": round(tflops / ceiling["bf16"], 3)})
+            print(rows[-1], flush=True)
+    steps = {name: optimizer_step_ms(name) for name in CONFIGS}
+    print(steps)
+    after = {"bf16": matmul_tflops(torch.bfloat16), "fp32": matmul_tflops(torch.float32)}
+    ceiling = {k: round(max(ceiling[k], after[k]), 3) for k in ceiling}
+    for row in rows:  # against the best ceiling of the run
+        row["fraction_of_ceiling"] = round(row["tflops"] / ceiling[row["precision"]], 3)
+        row["fraction_of_bf16_ceiling"] = round(row["tflops"] / ceiling["bf16"], 3)
+    result = {"machine": platform.processor() or platform.machine(),
+              "threads": torch.get_num_threads(), "torch": torch.__version__,
+              "matmul_ceiling_tflops": ceiling, "rows": rows, "optimizer_step_ms": steps}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "train_speed.json").write_text(json.dumps(result, indent=2) + "\n")
+    lines = [f"Training speed, {result['threads']} threads, torch {torch.__version__}. Ceiling: "
+             f"4096x4096 matmul, {ceiling['bf16']} TFLOP/s bf16, {ceiling['fp32']} fp32 "
+             "(measured in this run). FLOP = 6 x MACs per training image.", "",
+             "| config | model | precision | MMAC/image | images/s | TFLOP/s | "
+             "of own ceiling | of bf16 ceiling |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        label = r["precision"] + (" + compile" if r["compiled"] else "")
+        lines.append(f"| {r['config']} | {r['model']} | {label} | {r['mmac_per_image']} | "
+                     f"{r['images_per_s']:.0f} | {r['tflops']:.3f} | "
+                     f"{r['fraction_of_ceiling']:.0%} | {r['fraction_of_bf16_ceiling']:.0%} |")
+    lines += ["", "Optimizer step (ms), the model's own optimizer:", "",
+              "| config | for-loop | foreach | fused |", "| --- | ---: | ---: | ---: |"]
+    lines += [f"| {name} | {s['for-loop']} | {s['foreach']} | {s['fused']} |"
+              for name, s in steps.items()]
+    (RESULTS / "train_speed.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

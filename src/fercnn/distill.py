@@ -1,0 +1,47 @@
+"""Knowledge distillation: a small student learns the softened probabilities of bigger trained
+models (an ensemble averages them) beside the true labels (Hinton et al. 2015).
+
+The teachers see exactly the student's augmented (and mixed) batch, so their targets follow
+every augmentation; they run without gradients, under the student's precision.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .checkpoint import load_checkpoint, model_from_checkpoint
+
+
+class Teachers(nn.Module):
+    """Frozen trained models whose probabilities at a temperature are averaged."""
+
+    def __init__(self, models: list[nn.Module]) -> None:
+        super().__init__()
+        self.models = nn.ModuleList(models)
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> Teachers:  # teachers stay in eval mode
+        return super().train(False)
+
+    @torch.no_grad()
+    def soft_targets(self, x: torch.Tensor, temperature: float, bf16: bool) -> torch.Tensor:
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = [model(x).float() for model in self.models]
+        return torch.stack([F.softmax(z / temperature, 1) for z in logits]).mean(0)
+
+
+def load_teachers(paths: list[str], device: torch.device) -> Teachers:
+    """Run folders or checkpoints as one frozen teacher ensemble on ``device``."""
+    models = [model_from_checkpoint(load_checkpoint(p)) for p in paths]
+    return Teachers(models).to(device, memory_format=torch.channels_last)
+
+
+def distillation_loss(student_logits: torch.Tensor, targets: torch.Tensor,
+                      temperature: float) -> torch.Tensor:
+    """KL(targets || student) at ``temperature``, times T^2 so its gradients keep the scale of
+    the label loss whatever the temperature."""
+    log_student = F.log_softmax(student_logits.float() / temperature, 1)
+    return F.kl_div(log_student, targets, reduction="batchmean") * temperature ** 2

@@ -1,0 +1,83 @@
+"""Knowledge distillation: the loss pulls a student toward its teachers, and a distilled run
+trains, resumes exactly and rejects bad settings in one line."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+from fercnn.distill import Teachers, distillation_loss
+from fercnn.models import create_model
+
+from .conftest import assert_one_line_error, csv_text, make_rows, run_cli
+from .test_train import kill_after_first_checkpoint, write_config
+
+
+def test_the_loss_is_zero_only_when_the_student_agrees():
+    logits = torch.randn(8, 7)
+    agreeing = torch.softmax(logits / 3.0, 1)
+    assert distillation_loss(logits, agreeing, 3.0).item() == pytest.approx(0, abs=1e-5)
+    assert distillation_loss(torch.randn(8, 7), agreeing, 3.0).item() > 0.01
+
+
+def test_training_on_the_loss_alone_moves_the_student_to_the_teacher():
+    torch.manual_seed(0)
+    teachers = Teachers([create_model("shallow")])
+    student = create_model("shallow")
+    x = torch.rand(32, 1, 48, 48)
+    targets = teachers.soft_targets(x, 2.0, bf16=False)
+    optimizer = torch.optim.Adam(student.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(30):
+        loss = distillation_loss(student(x), targets, 2.0)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+    assert not any(p.requires_grad for p in teachers.parameters())
+    teachers.train()
+    assert not teachers.training  # a teacher never switches to training mode
+
+
+def test_a_distilled_run_trains_and_resumes_exactly(tmp_path):
+    data = tmp_path / "fer.csv"
+    data.write_text(csv_text(make_rows({"Training": 300, "PublicTest": 70, "PrivateTest": 70})))
+    teacher_config = write_config(tmp_path, epochs=1, name="teacher")
+    result = run_cli("train", "--config", teacher_config, "--data", data,
+                     "--out", tmp_path / "teacher")
+    assert result.returncode == 0, result.stderr
+    config = write_config(tmp_path, epochs=3, name="student", extra=(
+        f"teachers: ['{tmp_path / 'teacher'}']\ndistill_weight: 0.7\nhflip: true\n"))
+    common = ["--config", str(config), "--data", str(data), "--precision", "fp32"]
+    result = run_cli("train", *common, "--out", tmp_path / "straight")
+    assert result.returncode == 0, result.stderr
+    assert "distilling from 1 teacher" in result.stdout
+    kill_after_first_checkpoint(common, tmp_path / "killed")
+    again = run_cli("train", *common, "--out", tmp_path / "killed", "--resume")
+    assert again.returncode == 0, again.stderr
+
+    def losses(run: Path) -> list[str]:
+        with open(run / "history.csv", newline="") as f:
+            return [row["train_loss"] for row in csv.DictReader(f)]
+
+    assert losses(tmp_path / "killed") == losses(tmp_path / "straight")
+
+
+def test_distillation_mistakes_are_one_line(tmp_path):
+    data = tmp_path / "fer.csv"
+    data.write_text(csv_text(make_rows({"Training": 60, "PublicTest": 20, "PrivateTest": 20})))
+    missing = write_config(tmp_path, epochs=1, name="missing",
+                           extra=f"teachers: ['{tmp_path / 'no-such-run'}']\n")
+    assert_one_line_error(run_cli("train", "--config", missing, "--data", data,
+                                  "--out", tmp_path / "a"), "no-such-run")
+    not_a_list = write_config(tmp_path, epochs=1, name="string", extra="teachers: 7\n")
+    assert_one_line_error(run_cli("train", "--config", not_a_list, "--data", data,
+                                  "--out", tmp_path / "b"), "teachers")
+    weight = write_config(tmp_path, epochs=1, name="weight",
+                          extra="teachers: ['x']\ndistill_weight: 1.5\n")
+    assert_one_line_error(run_cli("train", "--config", weight, "--data", data,
+                                  "--out", tmp_path / "c"), "distill_weight")
