@@ -78,7 +78,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="FER-2013 CSV (default $FERCNN_DATA)")
     args = parser.parse_args()
-    faces = load_dataset(args.data)["PublicTest"].images[:400]
+    faces = load_dataset(args.data).split("PublicTest").images[:400]
     scenes = make_scenes(faces)
     gray = to_gray(cv2.imread(str(DEMO_PHOTO)))
     rows = []

@@ -1,6 +1,8 @@
 """Recognition speed on this CPU: faces/s through the model alone, and whole photos end to end.
 
-    python benchmarks/recognition_speed.py [--model M.onnx] [--int8 M-int8.onnx] [--threads 2]
+    python benchmarks/recognition_speed.py [MODEL.onnx ...] [--threads 2]
+
+(default: the embedded model, its fp32 reference and the bundled "accurate" ensemble)
 
 Model-only throughput feeds 48x48 crops to ``Recognizer.predict_batch`` one at a time and in
 batches of 64; end to end runs ``Recognizer.predict`` on the bundled 512x512 portrait and on a
@@ -22,7 +24,7 @@ import cv2
 import numpy as np
 
 from fercnn.faces import HaarDetector, to_gray
-from fercnn.recognize import DEFAULT_MODEL, DEMO_PHOTO, Recognizer
+from fercnn.recognize import ASSETS, BUNDLED_MODELS, DEFAULT_MODEL, DEMO_PHOTO, Recognizer
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -63,14 +65,12 @@ def measure(model: Path, threads: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
-    parser.add_argument("--int8", type=Path, help="an int8 export of the same model")
+    parser.add_argument("models", nargs="*", type=Path, default=[
+        ASSETS / "default-fp32.onnx", DEFAULT_MODEL, BUNDLED_MODELS["accurate"]])
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     cv2.setNumThreads(args.threads)
-    rows = [measure(args.model, args.threads)]
-    if args.int8:
-        rows.append(measure(args.int8, args.threads))
+    rows = [measure(model, args.threads) for model in args.models]
     result = {"machine": f"{platform.processor() or platform.machine()}, "
                          f"{args.threads} threads", "rows": rows}
     RESULTS.mkdir(exist_ok=True)

@@ -1,14 +1,14 @@
 """Training speed on this machine against its own matmul ceiling, bf16 and fp32.
 
-    python benchmarks/train_speed.py [--seconds 8] [--compile]
+    python benchmarks/train_speed.py [--seconds 8] [--compile seed-shallow cpu-budget]
 
 For each seed model and the CPU-budget recipe, the real training step (``train_one_epoch``:
 batched augmentation, autocast, channels_last, backward, optimizer step) runs on random images
 for about ``--seconds`` after a warm-up; images/s becomes achieved FLOP/s with the usual
 convention of 6 FLOP per multiply-accumulate per training image (forward 2, backward 4). The
 ceiling is a 4096x4096 bf16 (and fp32) matmul timed in the same run, before and after, best of
-both. ``--compile`` adds torch.compile rows. The optimizer-step section times one step of each
-model's optimizer as a for-loop, foreach and fused, which decided ``make_optimizer``'s choice.
+both. ``--compile CONFIG...`` adds torch.compile rows for those configs. The optimizer-step
+section times one step of each model's optimizer as a for-loop, foreach and fused.
 Results go to benchmarks/results/train_speed.{json,md}.
 """
 
@@ -90,14 +90,17 @@ def optimizer_step_ms(config_name: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=8.0, help="timed seconds per row")
-    parser.add_argument("--compile", action="store_true", help="add torch.compile rows")
+    parser.add_argument("--compile", nargs="*", metavar="CONFIG", default=[],
+                        help="add torch.compile rows for these configs (compiling takes "
+                             "minutes per model on 2 cores)")
     args = parser.parse_args()
     ceiling = {"bf16": matmul_tflops(torch.bfloat16), "fp32": matmul_tflops(torch.float32)}
     rows = []
     for name in CONFIGS:
         config = load_config(ROOT / "configs" / f"{name}.yaml")
         macs = count_macs(create_model(config.model))
-        variants = [("bf16", False), ("fp32", False)] + ([("bf16", True)] if args.compile else [])
+        variants = [("bf16", False), ("fp32", False)] + (
+            [("bf16", True)] if name in args.compile else [])
         for precision, compiled in variants:
             speed = images_per_second(name, precision == "bf16", args.seconds, compiled)
             tflops = speed * 6 * macs / 1e12

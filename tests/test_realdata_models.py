@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 from fercnn.recognize import ASSETS, DEMO_PHOTO, Recognizer
@@ -20,13 +21,20 @@ def test_smoke_training_run_on_the_real_data(real_data, tmp_path):
         assert (tmp_path / "run" / name).exists(), name
 
 
-def test_embedded_model_reaches_its_recorded_privatetest_accuracy(real_data):
-    recorded = Recognizer().metadata["private_test_accuracy"]
+def table_figure() -> float:
+    """The embedded model's PrivateTest accuracy in results/benchmarks.csv."""
+    with open(REPO / "results" / "benchmarks.csv", newline="") as f:
+        return float(next(row for row in csv.DictReader(f)
+                          if row["kind"] == "embedded-int8")["private"])
+
+
+def test_embedded_model_reaches_its_table_figure(real_data):
     result = run_cli("evaluate", "default", "--split", "PrivateTest", "--json",
                      "--data", real_data / "fer2013.csv.xz")
     assert result.returncode == 0, result.stderr
     measured = json.loads(result.stdout)["accuracy"]
-    assert measured >= recorded - 0.005
+    assert measured >= table_figure() - 0.005
+    assert measured >= Recognizer().metadata["private_test_accuracy"] - 0.005
     assert measured >= 0.66  # the widely used `fer` package's model: 65.8%
 
 

@@ -252,3 +252,32 @@ def test_demo_with_the_embedded_model_needs_no_torch(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "happy" in result.stdout.splitlines()[0]
     assert (tmp_path / "astronaut-emotions.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_an_ensemble_exports_as_one_model_averaging_its_members(exported, tmp_path):
+    folder, data = exported["folder"], exported["data"]
+    other = tmp_path / "other"
+    result = run_cli("train", "--config", folder / "tiny.yaml", "--data", data, "--seed", "1",
+                     "--out", other)
+    assert result.returncode == 0, result.stderr
+    single = tmp_path / "other.onnx"
+    ensemble = tmp_path / "ensemble.onnx"
+    for out, runs in ((single, [other]), (ensemble, [exported["run"], other])):
+        result = run_cli("export", *runs, "--out", out, "--data", data)
+        assert result.returncode == 0, result.stderr
+    faces = np.random.default_rng(7).integers(0, 256, (9, 48, 48)).astype(np.uint8)
+    expected = (Recognizer(exported["fp32"]).predict_batch(faces)
+                + Recognizer(single).predict_batch(faces)) / 2
+    np.testing.assert_allclose(Recognizer(ensemble).predict_batch(faces), expected, atol=1e-5)
+    meta = Recognizer(ensemble).metadata
+    assert meta["model"] == "ensemble of shallow + shallow" and len(meta["members"]) == 2
+
+
+def test_the_bundled_accurate_ensemble_is_selectable_by_name(tmp_path):
+    from fercnn.recognize import DEMO_PHOTO
+
+    assert Recognizer("accurate").metadata["model"].startswith("ensemble of")
+    result = run_cli_without(("torch",), "predict", DEMO_PHOTO, "--model", "accurate", "--json")
+    assert result.returncode == 0, result.stderr
+    faces = json.loads(result.stdout)[0]["faces"]
+    assert len(faces) == 1 and faces[0]["emotion"] == "happy"

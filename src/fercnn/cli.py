@@ -137,7 +137,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .export import export_onnx
 
-    metadata = export_onnx(args.checkpoint, args.out, int8=args.int8, data=args.data)
+    metadata = export_onnx(args.checkpoints, args.out, int8=args.int8, data=args.data)
     accuracy = metadata["private_test_accuracy"]
     print(f"wrote {args.out} ({metadata['model']}, {metadata['quantization']}"
           + (f", PrivateTest accuracy {accuracy:.4f}" if accuracy is not None else "") + ")")
@@ -324,8 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="metrics of trained models (or their ensemble)")
     p.add_argument("models", nargs="+", metavar="MODEL",
-                   help="a run folder, a .pt checkpoint, an exported .onnx model, or 'default' "
-                   "(the embedded model); several are averaged as an ensemble")
+                   help="a run folder, a .pt checkpoint, an exported .onnx model, or a bundled "
+                   "model: 'default' or 'accurate'; several are averaged as an ensemble")
     p.add_argument("--tta", action="store_true",
                    help="average ten views per face (shifts and mirror images)")
     p.add_argument("--ferplus", metavar="CSV", help="score against FER+ majority labels "
@@ -341,8 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data")
     p.add_argument("--out", default="results/comparison", metavar="DIR")
 
-    p = sub.add_parser("export", help="export a trained run to ONNX (optionally int8)")
-    p.add_argument("checkpoint", metavar="RUN_OR_CHECKPOINT")
+    p = sub.add_parser("export", help="export a trained run (or an ensemble) to ONNX")
+    p.add_argument("checkpoints", nargs="+", metavar="RUN_OR_CHECKPOINT",
+                   help="several: one model averaging their probabilities")
     p.add_argument("--out", required=True, metavar="MODEL.onnx")
     p.add_argument("--int8", action="store_true", help="static int8, calibrated on Training")
     p.add_argument("--data", help="data for calibration and the PrivateTest accuracy")
@@ -350,7 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="emotions of the faces in images or folders")
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--model", metavar="M.onnx", help="an exported model (default: embedded)")
+    p.add_argument("--model", metavar="M.onnx", help="an exported model, or 'accurate' for the "
+                   "bundled ensemble (default: the embedded fast model)")
     p.add_argument("--no-detect", action="store_true",
                    help="each image is one pre-cropped face")
     p.add_argument("--out", metavar="DIR", help="write annotated copies here")

@@ -17,7 +17,9 @@ from .tta import tta_views
 
 
 def is_onnx(model: str | Path) -> bool:
-    return str(model) == "default" or str(model).endswith(".onnx")
+    from .recognize import BUNDLED_MODELS
+
+    return str(model) in BUNDLED_MODELS or str(model).endswith(".onnx")
 
 
 def onnx_probabilities(model: str | Path, images: np.ndarray, tta: bool = False
@@ -25,7 +27,7 @@ def onnx_probabilities(model: str | Path, images: np.ndarray, tta: bool = False
     """Probabilities of an exported model (``default``: the embedded one), and its metadata."""
     from .recognize import Recognizer
 
-    recognizer = Recognizer(None if str(model) == "default" else model)
+    recognizer = Recognizer(model)
     views = tta_views(images) if tta else [images]
     probabilities = np.mean([np.concatenate([recognizer.predict_batch(view[i:i + 256])
                                              for i in range(0, len(view), 256)])

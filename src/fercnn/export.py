@@ -1,4 +1,5 @@
-"""Export a trained checkpoint to ONNX (softmax included) with its metadata, optionally int8.
+"""Export a trained checkpoint (or several, as one averaged ensemble) to ONNX, softmax
+included, with its metadata, optionally int8.
 
 The metadata travels inside the file (``metadata_props["fercnn"]``, JSON) so a model file alone
 tells a recogniser its classes, input size and normalisation, and how good it is.
@@ -23,24 +24,31 @@ METADATA_KEY = "fercnn"
 
 
 class WithSoftmax(nn.Module):
-    """The exported graph: [0, 1] gray images in, probabilities out."""
+    """The exported graph: [0, 1] gray images in, probabilities out (averaged over the models
+    of an ensemble, as ``fercnn evaluate RUN1 RUN2`` averages them)."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, models: list[nn.Module]) -> None:
         super().__init__()
-        self.model = model
+        self.models = nn.ModuleList(models)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.model(image), dim=1)
+        probabilities = [torch.softmax(model(image), dim=1) for model in self.models]
+        return probabilities[0] if len(probabilities) == 1 else \
+            torch.stack(probabilities).mean(0)
 
 
-def export_onnx(checkpoint_path: str | Path, out: str | Path, int8: bool = False,
+def export_onnx(checkpoint_paths: str | Path | list, out: str | Path, int8: bool = False,
                 data: str | None = None, calibration_images: int = 512) -> dict:
-    """Write ``out`` (fp32, or int8 when asked); returns the metadata written into it."""
+    """Write ``out`` (fp32, or int8 when asked) from one checkpoint or an ensemble of several;
+    returns the metadata written into it."""
     from .checkpoint import load_checkpoint, model_from_checkpoint
     from .config import config_from_dict
 
-    checkpoint = load_checkpoint(checkpoint_path)
-    config = config_from_dict(checkpoint["config"], str(checkpoint_path))
+    paths = checkpoint_paths if isinstance(checkpoint_paths, list) else [checkpoint_paths]
+    checkpoints = [load_checkpoint(p) for p in paths]
+    configs = [config_from_dict(c["config"], str(p)) for c, p in zip(checkpoints, paths,
+                                                                      strict=True)]
+    checkpoint, config = checkpoints[0], configs[0]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     metadata = {
@@ -54,10 +62,16 @@ def export_onnx(checkpoint_path: str | Path, out: str | Path, int8: bool = False
         "private_test_accuracy": None,
         "quantization": "int8" if int8 else "fp32",
     }
-    data = data or config.data
+    if len(checkpoints) > 1:
+        metadata.update(
+            model="ensemble of " + " + ".join(c["model_name"] for c in checkpoints),
+            config_digest="+".join(c.digest() for c in configs), epoch=None,
+            members=[{"model": c["model_name"], "config_digest": cfg.digest(),
+                      "epoch": c["epoch"]} for c, cfg in zip(checkpoints, configs, strict=True)])
+    data = data or os.environ.get("FERCNN_DATA") or config.data
     with tempfile.TemporaryDirectory() as tmp:
         model_path = Path(tmp) / "model.onnx"
-        _export_fp32(model_from_checkpoint(checkpoint), Path(tmp) / "fp32.onnx")
+        _export_fp32([model_from_checkpoint(c) for c in checkpoints], Path(tmp) / "fp32.onnx")
         if int8:
             if data is None:
                 raise FercnnError("--int8 needs training images to calibrate: pass --data")
@@ -93,9 +107,9 @@ def _write_metadata(path: Path, metadata: dict) -> None:
     onnx.save(proto, str(path))
 
 
-def _export_fp32(model: nn.Module, path: Path) -> None:
+def _export_fp32(models: list[nn.Module], path: Path) -> None:
     example = torch.rand(2, 1, IMAGE_SIZE, IMAGE_SIZE)
-    torch.onnx.export(WithSoftmax(model), (example,), str(path), input_names=["image"],
+    torch.onnx.export(WithSoftmax(models).eval(), (example,), str(path), input_names=["image"],
                       output_names=["probabilities"], dynamo=True, external_data=False,
                       dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)
 

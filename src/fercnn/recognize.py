@@ -18,6 +18,9 @@ from .labels import EMOTIONS, IMAGE_SIZE
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 DEFAULT_MODEL = ASSETS / "default.onnx"
+# names usable wherever a model file is expected: the fast default and a slower, more accurate
+# ensemble (assets/README.md says what each is)
+BUNDLED_MODELS = {"default": DEFAULT_MODEL, "accurate": ASSETS / "accurate.onnx"}
 DEMO_PHOTO = ASSETS / "astronaut.png"  # NASA, Eileen Collins: public domain (assets/README.md)
 
 
@@ -61,19 +64,25 @@ def load_image(image, color: str = "bgr") -> np.ndarray:
 
 
 class Recognizer:
-    """Emotions of the faces in an image, with an ONNX model exported by ``fercnn export``."""
+    """Emotions of the faces in an image, with an ONNX model exported by ``fercnn export``:
+    a path, or the name of a bundled one ("default", the fast one; "accurate")."""
 
     def __init__(self, model: str | Path | None = None, detector: FaceDetector | None = None,
                  margin: float = 0.1, threads: int | None = None) -> None:
         import onnxruntime as ort
 
-        path = Path(model) if model is not None else DEFAULT_MODEL
-        if model is None and not path.is_file():
-            raise FercnnError("this install has no embedded default model yet; pass a model "
-                              "exported with `fercnn export` (--model / Recognizer(path))")
+        name = "default" if model is None else str(model)
+        path = BUNDLED_MODELS.get(name, Path(name))
         if not path.is_file():
+            if name in BUNDLED_MODELS:
+                raise FercnnError(f"this install has no bundled '{name}' model; pass a model "
+                                  "exported with `fercnn export` (--model / Recognizer(path))")
             raise FercnnError(f"{path}: no such model file")
         options = ort.SessionOptions()
+        # idle onnxruntime threads otherwise spin for a while after each call and take the
+        # cores from the face detector that runs next: a photo took 49 ms instead of 35
+        # (benchmarks/results/recognition_speed.md), for 7% less pure batch throughput
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads:
             options.intra_op_num_threads = threads
         try:

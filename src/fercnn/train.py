@@ -51,12 +51,16 @@ def use_bf16(precision: str, device: torch.device) -> bool:
 
 
 def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """The config's optimizer, fused: one kernel for all parameters, 3x faster than the
+    per-parameter loop here (benchmarks/results/train_speed.md)."""
     params = model.parameters()
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
-                               nesterov=config.nesterov, weight_decay=config.weight_decay)
+                               nesterov=config.nesterov, weight_decay=config.weight_decay,
+                               fused=True)
     kind = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    return kind(params, lr=config.lr, eps=config.adam_eps, weight_decay=config.weight_decay)
+    return kind(params, lr=config.lr, eps=config.adam_eps, weight_decay=config.weight_decay,
+                fused=True)
 
 
 def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
