@@ -52,10 +52,10 @@ def main() -> None:
     (out / "precision_parity.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [f"bf16 autocast vs fp32, {result['config']} (checkpoint chosen on PublicTest, "
              f"PrivateTest once): gap **{gap} points**.", "",
-             "| precision | best epoch | PublicTest | PrivateTest | clean PrivateTest |",
-             "| --- | ---: | ---: | ---: | ---: |"]
+             "| precision | best epoch | PublicTest | PrivateTest | clean PrivateTest | s/epoch |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
     lines += [f"| {p} | {r['best_epoch']} | {r['public_test']:.2%} | {r['private_test']:.2%} | "
-              f"{r['clean_private_test']:.2%} |" for p, r in rows.items()]
+              f"{r['clean_private_test']:.2%} | {r['epoch_seconds']} |" for p, r in rows.items()]
     (out / "precision_parity.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
