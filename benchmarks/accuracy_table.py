@@ -27,6 +27,7 @@ from fercnn.data import load_dataset
 from fercnn.evaluate import checkpoint_probabilities, is_onnx, onnx_probabilities
 from fercnn.metrics import classification_metrics
 from fercnn.models import count_macs, count_params
+from fercnn.report import read_history
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "results" / "benchmarks.yaml"
@@ -71,8 +72,9 @@ def main() -> None:
         nets = [model_from_checkpoint(checkpoint(r)) for r in trained]
         row["params"] = sum(count_params(n) for n in nets)
         row["mmac"] = round(sum(count_macs(n) for n in nets) / 1e6, 1)
-        row["train_minutes"] = round(sum(
-            sum(h["seconds"] for h in checkpoint(r)["history"]) for r in trained) / 60, 1)
+        row["train_minutes"] = round(sum(  # every epoch run, not just up to the best one
+            sum(h["seconds"] for h in read_history(Path(args.runs) / r / "history.csv"))
+            for r in trained) / 60, 1)
         for split, key in (("PublicTest", "public"), ("PrivateTest", "private")):
             for tta in (False, True) if entry.get("tta", True) else (False,):
                 p = np.mean([probabilities(m, split, tta) for m in members], axis=0)
