@@ -24,9 +24,10 @@ import cv2
 import numpy as np
 
 from fercnn.faces import HaarDetector, to_gray
-from fercnn.recognize import ASSETS, BUNDLED_MODELS, DEFAULT_MODEL, DEMO_PHOTO, Recognizer
+from fercnn.recognize import BUNDLED_MODELS, DEFAULT_MODEL, DEMO_PHOTO, Recognizer
 
 RESULTS = Path(__file__).resolve().parent / "results"
+FP32_REFERENCE = RESULTS.parent.parent / "tests" / "data" / "default-fp32.onnx"
 
 
 def median_seconds(fn, repeats: int = 7, warmup: int = 2) -> float:
@@ -66,7 +67,7 @@ def measure(model: Path, threads: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("models", nargs="*", type=Path, default=[
-        ASSETS / "default-fp32.onnx", DEFAULT_MODEL, BUNDLED_MODELS["accurate"]])
+        FP32_REFERENCE, DEFAULT_MODEL, BUNDLED_MODELS["accurate"]])
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     cv2.setNumThreads(args.threads)

@@ -9,7 +9,8 @@ from fercnn.recognize import ASSETS, DEMO_PHOTO, Recognizer
 
 from .conftest import REPO, run_cli
 
-FP32, INT8 = ASSETS / "default-fp32.onnx", ASSETS / "default.onnx"
+# the embedded model and its fp32 export, kept in the repository only (not in the wheel)
+FP32, INT8 = REPO / "tests" / "data" / "default-fp32.onnx", ASSETS / "default.onnx"
 
 
 def test_smoke_training_run_on_the_real_data(real_data, tmp_path):
