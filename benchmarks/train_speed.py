@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from fercnn.config import load_config
+from fercnn.config import TrainConfig, load_config
 from fercnn.distributed import Ranks
 from fercnn.models import count_macs, create_model
 from fercnn.train import TrainingSet, make_optimizer, train_one_epoch
@@ -43,9 +43,8 @@ def matmul_tflops(dtype: torch.dtype, n: int = 4096, repeats: int = 10) -> float
     return 2 * n**3 / best / 1e12
 
 
-def images_per_second(config_name: str, bf16: bool, seconds: float, compile_model: bool
+def images_per_second(config: TrainConfig, bf16: bool, seconds: float, compile_model: bool
                       ) -> float:
-    config = load_config(ROOT / "configs" / f"{config_name}.yaml")
     torch.manual_seed(0)
     model = create_model(config.model).to(memory_format=torch.channels_last)
     optimizer = make_optimizer(config, model)
@@ -65,19 +64,13 @@ def images_per_second(config_name: str, bf16: bool, seconds: float, compile_mode
     return run(batches * config.batch_size)
 
 
-def optimizer_step_ms(config_name: str) -> dict:
-    config = load_config(ROOT / "configs" / f"{config_name}.yaml")
+def optimizer_step_ms(config: TrainConfig) -> dict:
     model = create_model(config.model)
     for p in model.parameters():
         p.grad = torch.randn_like(p) * 1e-3
     result = {}
     for mode in ("for-loop", "foreach", "fused"):
-        kwargs = {} if mode == "for-loop" else {mode: True}
-        kind = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
-        extra = ({"momentum": config.momentum, "nesterov": config.nesterov}
-                 if config.optimizer == "sgd" else {})
-        optimizer = kind[config.optimizer](model.parameters(), lr=1e-4,
-                                           weight_decay=config.weight_decay, **extra, **kwargs)
+        optimizer = make_optimizer(config, model, implementation=mode)
         for _ in range(3):
             optimizer.step()
         start = time.perf_counter()
@@ -94,15 +87,15 @@ def main() -> None:
                         help="add torch.compile rows for these configs (compiling takes "
                              "minutes per model on 2 cores)")
     args = parser.parse_args()
+    configs = {name: load_config(ROOT / "configs" / f"{name}.yaml") for name in CONFIGS}
     ceiling = {"bf16": matmul_tflops(torch.bfloat16), "fp32": matmul_tflops(torch.float32)}
     rows = []
-    for name in CONFIGS:
-        config = load_config(ROOT / "configs" / f"{name}.yaml")
+    for name, config in configs.items():
         macs = count_macs(create_model(config.model))
         variants = [("bf16", False), ("fp32", False)] + (
             [("bf16", True)] if name in args.compile else [])
         for precision, compiled in variants:
-            speed = images_per_second(name, precision == "bf16", args.seconds, compiled)
+            speed = images_per_second(config, precision == "bf16", args.seconds, compiled)
             tflops = speed * 6 * macs / 1e12
             rows.append({"config": name, "model": config.model, "batch": config.batch_size,
                          "precision": precision, "compiled": compiled,
@@ -111,7 +104,7 @@ def main() -> None:
                          "fraction_of_ceiling": round(tflops / ceiling[precision], 3),
                          "fraction_of_bf16_ceiling": round(tflops / ceiling["bf16"], 3)})
             print(rows[-1], flush=True)
-    steps = {name: optimizer_step_ms(name) for name in CONFIGS}
+    steps = {name: optimizer_step_ms(config) for name, config in configs.items()}
     print(steps)
     after = {"bf16": matmul_tflops(torch.bfloat16), "fp32": matmul_tflops(torch.float32)}
     ceiling = {k: round(max(ceiling[k], after[k]), 3) for k in ceiling}

@@ -192,7 +192,8 @@ def _recognizer(args: argparse.Namespace):
     from .faces import HaarDetector
     from .recognize import Recognizer
 
-    return Recognizer(args.model, detector=HaarDetector(min_size=args.min_face))
+    detector = HaarDetector() if args.min_face is None else HaarDetector(min_size=args.min_face)
+    return Recognizer(args.model, detector=detector)
 
 
 @command
@@ -281,7 +282,7 @@ def _positive_int(text: str) -> int:
 
 
 def _add_min_face(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--min-face", type=_positive_int, default=40, metavar="PX",
+    p.add_argument("--min-face", type=_positive_int, metavar="PX",
                    help="smallest face searched for, in pixels of the photo scaled to at most "
                         "1024 px (default 40; lower finds smaller faces, more slowly)")
 

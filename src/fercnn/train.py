@@ -50,17 +50,18 @@ def use_bf16(precision: str, device: torch.device) -> bool:
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
-def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    """The config's optimizer, fused: one kernel for all parameters, 3x faster than the
-    per-parameter loop here (benchmarks/results/train_speed.md)."""
+def make_optimizer(config: TrainConfig, model: nn.Module, implementation: str = "fused"
+                   ) -> torch.optim.Optimizer:
+    """The config's optimizer, fused by default: one kernel for all parameters, 3x faster than
+    the per-parameter "for-loop" or "foreach" here (benchmarks/results/train_speed.md)."""
     params = model.parameters()
+    how = {} if implementation == "for-loop" else {implementation: True}
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
-                               nesterov=config.nesterov, weight_decay=config.weight_decay,
-                               fused=True)
+                               nesterov=config.nesterov, weight_decay=config.weight_decay, **how)
     kind = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
     return kind(params, lr=config.lr, eps=config.adam_eps, weight_decay=config.weight_decay,
-                fused=True)
+                **how)
 
 
 def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
