@@ -1,6 +1,7 @@
 """Training speed on this machine against its own matmul ceiling, bf16 and fp32.
 
     python benchmarks/train_speed.py [--seconds 8] [--compile seed-shallow cpu-budget]
+                                     [--keras-python /tmp/tf/bin/python]
 
 For each seed model and the CPU-budget recipe, the real training step (``train_one_epoch``:
 batched augmentation, autocast, channels_last, backward, optimizer step) runs on random images
@@ -9,6 +10,8 @@ convention of 6 FLOP per multiply-accumulate per training image (forward 2, back
 ceiling is a 4096x4096 bf16 (and fp32) matmul timed in the same run, before and after, best of
 both. ``--compile CONFIG...`` adds torch.compile rows for those configs. The optimizer-step
 section times one step of each model's optimizer as a for-loop, foreach and fused.
+``--keras-python`` runs ``keras_baseline.py`` in an interpreter with TensorFlow and compares
+the notebook's own framework with fercnn on the shallow and deep models, measured in this run.
 Results go to benchmarks/results/train_speed.{json,md}.
 """
 
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import subprocess
 import time
 from pathlib import Path
 
@@ -80,12 +84,21 @@ def optimizer_step_ms(config: TrainConfig) -> dict:
     return result
 
 
+def keras_images_per_second(python: str, seconds: float) -> dict:
+    """The Keras baseline, run by another interpreter (TensorFlow is not a fercnn dependency)."""
+    done = subprocess.run([python, str(ROOT / "benchmarks" / "keras_baseline.py"),
+                           "--seconds", str(seconds)], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=8.0, help="timed seconds per row")
     parser.add_argument("--compile", nargs="*", metavar="CONFIG", default=[],
                         help="add torch.compile rows for these configs (compiling takes "
                              "minutes per model on 2 cores)")
+    parser.add_argument("--keras-python", metavar="PYTHON",
+                        help="an interpreter with TensorFlow: adds the Keras baseline")
     args = parser.parse_args()
     configs = {name: load_config(ROOT / "configs" / f"{name}.yaml") for name in CONFIGS}
     ceiling = {"bf16": matmul_tflops(torch.bfloat16), "fp32": matmul_tflops(torch.float32)}
@@ -104,6 +117,10 @@ def main() -> None:
                          "fraction_of_ceiling": round(tflops / ceiling[precision], 3),
                          "fraction_of_bf16_ceiling": round(tflops / ceiling["bf16"], 3)})
             print(rows[-1], flush=True)
+    keras = keras_images_per_second(args.keras_python, args.seconds) if args.keras_python \
+        else None
+    if keras:
+        print(keras, flush=True)
     steps = {name: optimizer_step_ms(config) for name, config in configs.items()}
     print(steps)
     after = {"bf16": matmul_tflops(torch.bfloat16), "fp32": matmul_tflops(torch.float32)}
@@ -113,7 +130,8 @@ def main() -> None:
         row["fraction_of_bf16_ceiling"] = round(row["tflops"] / ceiling["bf16"], 3)
     result = {"machine": platform.processor() or platform.machine(),
               "threads": torch.get_num_threads(), "torch": torch.__version__,
-              "matmul_ceiling_tflops": ceiling, "rows": rows, "optimizer_step_ms": steps}
+              "matmul_ceiling_tflops": ceiling, "rows": rows, "optimizer_step_ms": steps,
+              "keras": keras}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "train_speed.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [f"Training speed, {result['threads']} threads, torch {torch.__version__}. Ceiling: "
@@ -131,8 +149,23 @@ def main() -> None:
               "| config | for-loop | foreach | fused |", "| --- | ---: | ---: | ---: |"]
     lines += [f"| {name} | {s['for-loop']} | {s['foreach']} | {s['fused']} |"
               for name, s in steps.items()]
+    if keras:
+        lines += keras_table(keras, rows)
     (RESULTS / "train_speed.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def keras_table(keras: dict, rows: list[dict]) -> list[str]:
+    ours = {(r["model"], r["precision"]): r["images_per_s"] for r in rows if not r["compiled"]}
+    lines = ["", f"Against the notebook's framework, Keras {keras['keras']} on TensorFlow "
+             f"{keras['tensorflow']} (in-memory data, batch 64, measured in this run):", "",
+             "| model | precision | fercnn images/s | Keras images/s | fercnn / Keras |",
+             "| --- | --- | ---: | ---: | ---: |"]
+    for k in keras["rows"]:
+        mine = ours[(k["model"], k["precision"])]
+        lines.append(f"| {k['model']} | {k['precision']} | {mine:.0f} | "
+                     f"{k['images_per_s']:.0f} | {mine / k['images_per_s']:.2f}x |")
+    return lines
 
 
 if __name__ == "__main__":
