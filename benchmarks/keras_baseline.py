@@ -77,7 +77,7 @@ def main() -> None:
             speed = images_per_second(keras, np, build, args.seconds)
             rows.append({"model": name, "precision": precision, "images_per_s": round(speed, 1)})
     print(json.dumps({"tensorflow": tf.__version__, "keras": keras.__version__,
-                      "threads": os.cpu_count(), "rows": rows}))
+                      "cpus": os.cpu_count(), "rows": rows}))
 
 
 if __name__ == "__main__":
