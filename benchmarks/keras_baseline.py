@@ -7,7 +7,7 @@ Runs in an interpreter that has TensorFlow (not a fercnn dependency), usually ca
     python -m venv /tmp/tf && /tmp/tf/bin/pip install "tensorflow-cpu==2.21.*"
     /tmp/tf/bin/python benchmarks/keras_baseline.py [--seconds 8]
 
-Prints one JSON object: {"tensorflow": version, "keras": version, "rows": [...]}.
+Prints one JSON object: {"tensorflow": version, "keras": version, "cpus": count, "rows": [...]}.
 The models are the notebook's, layer for layer (Keras defaults, Adam 1e-3, batch 64).
 """
 
