@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from fercnn.models import count_macs, count_params, create_model, model_names
+from fercnn.models.dropout import Dropout
 
 from .conftest import run_cli
 
@@ -30,9 +31,9 @@ def test_forward_gives_seven_logits(name):
 
 
 def test_improved_is_shallow_plus_three_dropouts():
-    dropouts = [m.p for m in create_model("improved").modules() if isinstance(m, torch.nn.Dropout)]
+    dropouts = [m.p for m in create_model("improved").modules() if isinstance(m, Dropout)]
     assert dropouts == [0.25, 0.25, 0.5]
-    assert not any(isinstance(m, torch.nn.Dropout) for m in create_model("shallow").modules())
+    assert not any(isinstance(m, Dropout) for m in create_model("shallow").modules())
 
 
 def test_macs_of_shallow_by_hand():

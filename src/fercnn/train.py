@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from .allocator import keep_freed_memory
 from .augment import random_affine, random_erasing, random_hflip, random_shift
 from .checkpoint import load_checkpoint, save_atomic
 from .config import TrainConfig, config_from_dict, save_config
@@ -231,6 +232,7 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False) -> dict:
     Under torchrun (``WORLD_SIZE`` > 1) this process is one rank of a data-parallel run.
     """
     out = Path(out)
+    keep_freed_memory()
     ranks = init_ranks(config.device)
     try:
         return _train(config, out, resume, ranks)

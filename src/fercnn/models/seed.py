@@ -10,6 +10,7 @@ from __future__ import annotations
 from torch import nn
 
 from . import register
+from .dropout import Dropout
 
 
 def keras_init(model: nn.Module) -> nn.Module:
@@ -23,7 +24,7 @@ def keras_init(model: nn.Module) -> nn.Module:
 
 def _shallow(dropout: bool) -> nn.Sequential:
     def drop(p: float) -> list[nn.Module]:
-        return [nn.Dropout(p)] if dropout else []
+        return [Dropout(p)] if dropout else []
 
     return keras_init(nn.Sequential(
         nn.Conv2d(1, 32, 3), nn.ReLU(inplace=True),
@@ -65,7 +66,7 @@ def deep(dropout: float = 0.3) -> nn.Module:
         for _ in range(repeats):
             layers += _conv_relu_bn(cin, cout, k)
             cin = cout
-        layers += [nn.MaxPool2d(2), nn.Dropout(dropout)]
+        layers += [nn.MaxPool2d(2), Dropout(dropout)]
     layers += [nn.Flatten(), nn.Linear(512 * 3 * 3, 512), nn.ReLU(inplace=True),
-               nn.Dropout(dropout), nn.Linear(512, 7)]
+               Dropout(dropout), nn.Linear(512, 7)]
     return keras_init(nn.Sequential(*layers))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from torch import nn
 
 from . import register
+from .dropout import Dropout
 
 
 def _stage(cin: int, cout: int, convs: int) -> list[nn.Module]:
@@ -32,8 +33,8 @@ class FerVGG(nn.Module):
             cin = cout
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(
-            nn.Flatten(), nn.Dropout(dropout), nn.Linear(cin * 3 * 3, hidden, bias=False),
-            nn.BatchNorm1d(hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Flatten(), Dropout(dropout), nn.Linear(cin * 3 * 3, hidden, bias=False),
+            nn.BatchNorm1d(hidden), nn.ReLU(inplace=True), Dropout(dropout),
             nn.Linear(hidden, 7))
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
