@@ -221,3 +221,14 @@ def test_soft_labels_without_ferplus_is_one_line(tmp_path, train_csv):
     config = write_config(tmp_path, epochs=1, extra="soft_labels: true\n")
     assert_one_line_error(run_cli("train", "--config", config, "--data", train_csv),
                           "ferplus")
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_committed_config_loads_and_names_a_model(path):
+    from fercnn.config import load_config
+    from fercnn.models import model_names
+
+    config = load_config(path)
+    assert config.model in model_names()
+    if config.ferplus:  # relative to the repository root, where the README runs commands
+        assert config.ferplus.endswith("fer2013new.csv")

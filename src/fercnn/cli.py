@@ -81,7 +81,7 @@ def _config_with_overrides(args: argparse.Namespace):
     from .config import config_from_dict, load_config
 
     config = load_config(args.config)
-    overrides = {k: getattr(args, k) for k in ("data", "epochs", "limit", "device",
+    overrides = {k: getattr(args, k) for k in ("data", "ferplus", "epochs", "limit", "device",
                                                "precision", "seed")
                  if getattr(args, k, None) is not None}
     return config_from_dict({**asdict(config), **overrides}, args.config)
@@ -315,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model from a YAML config")
     p.add_argument("--config", required=True, metavar="FILE")
     p.add_argument("--data", help="FER-2013 CSV or image folder (default: config, $FERCNN_DATA)")
+    p.add_argument("--ferplus", metavar="CSV", help="FER+ labels file (default: the config's)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--limit", type=int, metavar="N", help="train on the first N images")
     p.add_argument("--out", metavar="DIR", help="run folder (default runs/<config name>)")
