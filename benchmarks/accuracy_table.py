@@ -5,11 +5,13 @@
 ``results/benchmarks.yaml`` lists the rows: a single run, an ensemble of runs, or an exported
 ONNX model ("default" is the embedded one) with the run it came from, and the config that
 reproduces each (``tta: false`` skips the ten-view columns, for models too slow to run them
-eleven times). ``results/benchmarks.md`` keeps its prose; the table between its markers is
-replaced. Every model was
-trained on Training with its checkpoint chosen on PublicTest; here each is scored on PublicTest
-and PrivateTest, with and without ten-view TTA, plus clean PrivateTest (rows whose image is not
-in Training). Each model's probabilities are computed once and shared by the ensembles.
+eleven times). The FER+ column scores every model's PrivateTest probabilities against the FER+
+majority labels (``--ferplus``, default ``fer2013new.csv`` beside the data), on the rows whose
+majority is one of the seven emotions. ``results/benchmarks.md`` keeps its prose; the table
+between its markers is replaced. Every model was trained on Training with its checkpoint
+chosen on PublicTest; here each is scored on PublicTest and PrivateTest, with and without
+ten-view TTA, plus clean PrivateTest (rows whose image is not in Training). Each model's
+probabilities are computed once and shared by the ensembles.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ import numpy as np
 import yaml
 
 from fercnn.checkpoint import load_checkpoint, model_from_checkpoint
-from fercnn.data import load_dataset
+from fercnn.data import load_dataset, resolve_data_path
+from fercnn.data.ferplus import load_ferplus
 from fercnn.evaluate import checkpoint_probabilities, is_onnx, onnx_probabilities
 from fercnn.metrics import classification_metrics
 from fercnn.models import count_macs, count_params
@@ -33,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "results" / "benchmarks.yaml"
 COLUMNS = ("name", "kind", "params", "mmac", "hardware", "train_minutes", "public",
            "public_tta", "private", "private_tta", "clean_private", "clean_private_tta",
-           "ferplus_private", "config")
+           "ferplus_private", "ferplus_private_tta", "config")
 
 
 def pair(row: dict, key: str) -> str:
@@ -46,10 +49,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", required=True, help="folder holding the run folders")
     parser.add_argument("--data", help="FER-2013 CSV (default $FERCNN_DATA)")
+    parser.add_argument("--ferplus", help="FER+ labels (default: fer2013new.csv beside the data)")
     args = parser.parse_args()
     spec = yaml.safe_load(SPEC.read_text())
     dataset = load_dataset(args.data)
     splits = {s: dataset.split(s) for s in ("PublicTest", "PrivateTest")}
+    ferplus = load_ferplus(args.ferplus or resolve_data_path(args.data).parent / "fer2013new.csv")
+    ferplus_private = ferplus.majority[dataset.split_mask("PrivateTest")]  # -1: no emotion
 
     @cache
     def checkpoint(run: str) -> dict:
@@ -66,8 +72,7 @@ def main() -> None:
     for entry in spec["rows"]:
         members = entry.get("runs") or [entry["onnx"]]
         row = {"name": entry["name"], "kind": entry.get("kind", "single"),
-               "hardware": entry.get("hardware", ""), "config": entry.get("config", ""),
-               "ferplus_private": entry.get("ferplus_private", "")}
+               "hardware": entry.get("hardware", ""), "config": entry.get("config", "")}
         trained = entry.get("runs") or entry["source"]  # an ONNX row names its runs
         nets = [model_from_checkpoint(checkpoint(r)) for r in trained]
         row["params"] = sum(count_params(n) for n in nets)
@@ -84,6 +89,9 @@ def main() -> None:
                 row[key + suffix] = round(result["accuracy"], 4)
                 if split == "PrivateTest":
                     row["clean_private" + suffix] = round(result["clean_accuracy"], 4)
+                    scored = ferplus_private >= 0
+                    row["ferplus_private" + suffix] = round(float(np.mean(
+                        p[scored].argmax(1) == ferplus_private[scored])), 4)
         rows.append(row)
         print(row, flush=True)
 
@@ -93,14 +101,14 @@ def main() -> None:
         writer.writeheader()
         writer.writerows(rows)
     lines = ["| model | params | MMAC | hardware, training min | PublicTest (TTA) | "
-             "PrivateTest (TTA) | clean PrivateTest (TTA) | FER+ | config |",
+             "PrivateTest (TTA) | clean PrivateTest (TTA) | FER+ PrivateTest (TTA) | config |",
              "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- |"]
     for r in rows:
         lines.append(
             f"| {r['name']} | {r['params']:,} | {r['mmac']} | "
             f"{r['hardware']}, {r['train_minutes']} | {pair(r, 'public')} | "
             f"**{pair(r, 'private')}** | {pair(r, 'clean_private')} | "
-            f"{r['ferplus_private'] or '-'} | {r['config']} |")
+            f"{pair(r, 'ferplus_private')} | {r['config']} |")
     table = "\n".join(lines)
     text = SPEC.with_suffix(".md").read_text()
     start, end = text.index("<!-- table -->"), text.index("<!-- /table -->")
