@@ -90,8 +90,8 @@ def main() -> None:
                 if split == "PrivateTest":
                     row["clean_private" + suffix] = round(result["clean_accuracy"], 4)
                     scored = ferplus_private >= 0
-                    row["ferplus_private" + suffix] = round(float(np.mean(
-                        p[scored].argmax(1) == ferplus_private[scored])), 4)
+                    row["ferplus_private" + suffix] = round(classification_metrics(
+                        p[scored], ferplus_private[scored])["accuracy"], 4)
         rows.append(row)
         print(row, flush=True)
 

@@ -4,8 +4,8 @@ glibc's malloc serves large blocks (above a threshold of 128 KiB that adapts up 
 fresh ``mmap`` pages and gives them back to the kernel on ``free``. A training step frees and
 re-allocates the same activations and gradients every time, so without this it pays a page
 fault and a kernel zero-fill for every 4 KiB of them, every step: on the 2-core benchmark
-machine that cost the fp32 shallow model about 15% of its speed
-(``benchmarks/results/train_speed.md``). PyTorch's CPU allocator has no cache of its own;
+machine keeping the memory makes fp32 training 1.13-1.19x faster
+(``benchmarks/results/train_step_ablation.md``). PyTorch's CPU allocator has no cache of its own;
 jemalloc or tcmalloc via ``LD_PRELOAD`` would do the same job, but need a system package.
 """
 
