@@ -26,7 +26,8 @@ import yaml
 
 from fercnn.checkpoint import load_checkpoint, model_from_checkpoint
 from fercnn.data import load_dataset, resolve_data_path
-from fercnn.data.ferplus import load_ferplus
+from fercnn.data.ferplus import check_ferplus_matches, load_ferplus
+from fercnn.errors import FercnnError
 from fercnn.evaluate import checkpoint_probabilities, is_onnx, onnx_probabilities
 from fercnn.metrics import classification_metrics
 from fercnn.models import count_macs, count_params
@@ -55,7 +56,9 @@ def main() -> None:
     dataset = load_dataset(args.data)
     splits = {s: dataset.split(s) for s in ("PublicTest", "PrivateTest")}
     ferplus = load_ferplus(args.ferplus or resolve_data_path(args.data).parent / "fer2013new.csv")
+    check_ferplus_matches(dataset, ferplus)
     ferplus_private = ferplus.majority[dataset.split_mask("PrivateTest")]  # -1: no emotion
+    ferplus_scored = ferplus_private >= 0  # rows whose FER+ majority is one of the seven
 
     @cache
     def checkpoint(run: str) -> dict:
@@ -89,9 +92,8 @@ def main() -> None:
                 row[key + suffix] = round(result["accuracy"], 4)
                 if split == "PrivateTest":
                     row["clean_private" + suffix] = round(result["clean_accuracy"], 4)
-                    scored = ferplus_private >= 0
                     row["ferplus_private" + suffix] = round(classification_metrics(
-                        p[scored], ferplus_private[scored])["accuracy"], 4)
+                        p[ferplus_scored], ferplus_private[ferplus_scored])["accuracy"], 4)
         rows.append(row)
         print(row, flush=True)
 
@@ -118,4 +120,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except FercnnError as e:  # a wrong --data/--ferplus: its one-line reason, not a traceback
+        raise SystemExit(f"accuracy_table: error: {e}") from None

@@ -80,8 +80,8 @@ def load_ferplus(path: str | Path) -> FerPlusLabels:
                          str(path))
 
 
-def apply_ferplus(dataset: FerDataset, ferplus: FerPlusLabels) -> FerDataset:
-    """A copy of ``dataset`` relabelled by FER+ majority, with rows lacking one dropped."""
+def check_ferplus_matches(dataset: FerDataset, ferplus: FerPlusLabels) -> None:
+    """Refuse a FER+ file that cannot join ``dataset`` row by row (wrong length or splits)."""
     if len(ferplus.votes) != len(dataset):
         raise FercnnError(f"{ferplus.source}: {len(ferplus.votes)} rows, but "
                           f"{dataset.source} has {len(dataset)}; FER+ joins by row position")
@@ -89,6 +89,11 @@ def apply_ferplus(dataset: FerDataset, ferplus: FerPlusLabels) -> FerDataset:
         row = int(np.argmax(ferplus.usage != dataset.usage))
         raise FercnnError(f"{ferplus.source}: line {row + 2}: Usage differs from "
                           f"{dataset.source}; FER+ joins by row position")
+
+
+def apply_ferplus(dataset: FerDataset, ferplus: FerPlusLabels) -> FerDataset:
+    """A copy of ``dataset`` relabelled by FER+ majority, with rows lacking one dropped."""
+    check_ferplus_matches(dataset, ferplus)
     majority = ferplus.majority
     keep = majority >= 0
     return FerDataset(dataset.images[keep], majority[keep].astype(np.int64),
