@@ -1,11 +1,13 @@
 """Choose ensemble members on PublicTest: the accuracy of every subset of the given runs.
 
     python benchmarks/ensemble_search.py --runs DIR RUN [RUN ...] [--tta] [--data CSV]
+        [--ferplus CSV]
 
 Each run's PublicTest probabilities are computed once; every subset of them (single runs
 included) is scored by averaging them, best first. PrivateTest is never read here, so the
 chosen ensemble can then be reported on it once (``fercnn evaluate RUN1 RUN2 ... --split
-PrivateTest``).
+PrivateTest``). As in ``fercnn evaluate``, runs trained on FER+ are scored against the FER+
+majority labels (the first run's FER+ file unless ``--ferplus`` names one).
 """
 
 from __future__ import annotations
@@ -29,18 +31,21 @@ def main() -> None:
     parser.add_argument("--runs", required=True, help="folder holding the run folders")
     parser.add_argument("--data", help="FER-2013 CSV (default $FERCNN_DATA)")
     parser.add_argument("--tta", action="store_true", help="ten-view test-time augmentation")
+    parser.add_argument("--ferplus", help="score against this FER+ file's majority labels "
+                        "(default: the one the first run was trained with, if any)")
     args = parser.parse_args()
-    public = load_dataset(args.data).split("PublicTest")
-    probabilities = {}
-    for name in args.names:
-        probabilities[name] = checkpoint_probabilities(
-            load_checkpoint(Path(args.runs) / name), public.images, args.tta)[0]
+    checkpoints = {name: load_checkpoint(Path(args.runs) / name) for name in args.names}
+    ferplus = args.ferplus or checkpoints[args.names[0]]["config"].get("ferplus")
+    public = load_dataset(args.data, ferplus=ferplus).split("PublicTest")
+    probabilities = {name: checkpoint_probabilities(checkpoint, public.images, args.tta)[0]
+                     for name, checkpoint in checkpoints.items()}
     scores = []
     for size in range(1, len(args.names) + 1):
         for members in combinations(args.names, size):
             p = np.mean([probabilities[m] for m in members], axis=0)
             scores.append((classification_metrics(p, public.labels)["accuracy"], members))
-    print(f"PublicTest accuracy{' with TTA' if args.tta else ''}, best first:")
+    labels = "FER+ majority" if ferplus else "FER-2013"
+    print(f"PublicTest accuracy ({labels} labels){' with TTA' if args.tta else ''}, best first:")
     for accuracy, members in sorted(scores, reverse=True):
         print(f"{accuracy:.2%}  {' + '.join(members)}")
 
