@@ -1,6 +1,6 @@
 """The accuracy table, results/benchmarks.{md,csv}, rebuilt from trained runs.
 
-    python benchmarks/accuracy_table.py --runs DIR [--data fer2013.csv.xz]
+    python benchmarks/accuracy_table.py --runs DIR [--data fer2013.csv.xz] [--only-new]
 
 ``results/benchmarks.yaml`` lists the rows: a single run, an ensemble of runs, or an exported
 ONNX model ("default" is the embedded one) with the run it came from, and the config that
@@ -11,7 +11,10 @@ majority is one of the seven emotions. ``results/benchmarks.md`` keeps its prose
 between its markers is replaced. Every model was trained on Training with its checkpoint
 chosen on PublicTest; here each is scored on PublicTest and PrivateTest, with and without
 ten-view TTA, plus clean PrivateTest (rows whose image is not in Training). Each model's
-probabilities are computed once and shared by the ensembles.
+probabilities are computed once and shared by the ensembles. A full rebuild takes about 15
+minutes here; ``--only-new`` measures only the rows not yet in ``results/benchmarks.csv`` and
+keeps the measured figures of the others (their name, kind, hardware and config text still come
+from the YAML), so adding one model does not re-evaluate every earlier one.
 """
 
 from __future__ import annotations
@@ -38,6 +41,18 @@ SPEC = ROOT / "results" / "benchmarks.yaml"
 COLUMNS = ("name", "kind", "params", "mmac", "hardware", "train_minutes", "public",
            "public_tta", "private", "private_tta", "clean_private", "clean_private_tta",
            "ferplus_private", "ferplus_private_tta", "config")
+TEXT_COLUMNS = ("name", "kind", "hardware", "config")
+
+
+def measured_rows(path: Path) -> dict[str, dict]:
+    """The measured columns of an earlier benchmarks.csv, by row name, typed as written
+    (an empty cell, such as TTA skipped, is left out as it was in the row)."""
+    if not path.exists():
+        return {}
+    with open(path, newline="") as f:
+        return {r["name"]: {k: int(v) if k == "params" else float(v) for k, v in r.items()
+                            if v != "" and k not in TEXT_COLUMNS}
+                for r in csv.DictReader(f)}
 
 
 def pair(row: dict, key: str) -> str:
@@ -51,8 +66,12 @@ def main() -> None:
     parser.add_argument("--runs", required=True, help="folder holding the run folders")
     parser.add_argument("--data", help="FER-2013 CSV (default $FERCNN_DATA)")
     parser.add_argument("--ferplus", help="FER+ labels (default: fer2013new.csv beside the data)")
+    parser.add_argument("--only-new", action="store_true",
+                        help="measure only rows not yet in results/benchmarks.csv; keep the rest")
     args = parser.parse_args()
     spec = yaml.safe_load(SPEC.read_text())
+    out = ROOT / "results"
+    kept = measured_rows(out / "benchmarks.csv") if args.only_new else {}
     dataset = load_dataset(args.data)
     splits = {s: dataset.split(s) for s in ("PublicTest", "PrivateTest")}
     ferplus = load_ferplus(args.ferplus or resolve_data_path(args.data).parent / "fer2013new.csv")
@@ -76,6 +95,9 @@ def main() -> None:
         members = entry.get("runs") or [entry["onnx"]]
         row = {"name": entry["name"], "kind": entry.get("kind", "single"),
                "hardware": entry.get("hardware", ""), "config": entry.get("config", "")}
+        if entry["name"] in kept:
+            rows.append(row | kept[entry["name"]])
+            continue
         trained = entry.get("runs") or entry["source"]  # an ONNX row names its runs
         nets = [model_from_checkpoint(checkpoint(r)) for r in trained]
         row["params"] = sum(count_params(n) for n in nets)
@@ -97,7 +119,6 @@ def main() -> None:
         rows.append(row)
         print(row, flush=True)
 
-    out = ROOT / "results"
     with open(out / "benchmarks.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
         writer.writeheader()
