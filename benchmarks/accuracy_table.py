@@ -14,7 +14,8 @@ ten-view TTA, plus clean PrivateTest (rows whose image is not in Training). Each
 probabilities are computed once and shared by the ensembles. A full rebuild takes about 15
 minutes here; ``--only-new`` measures only the rows not yet in ``results/benchmarks.csv`` and
 keeps the measured figures of the others (their name, kind, hardware and config text still come
-from the YAML), so adding one model does not re-evaluate every earlier one.
+from the YAML), so adding one model does not re-evaluate every earlier one. Rows are matched
+by name: a row whose runs changed must be renamed, or rebuilt in full, to be measured again.
 """
 
 from __future__ import annotations
