@@ -1,5 +1,6 @@
-"""Knowledge distillation: the loss pulls a student toward its teachers, and a distilled run
-trains, resumes exactly and rejects bad settings in one line."""
+"""Knowledge distillation: the loss pulls a student toward its teachers, an exported ONNX model
+teaches as its checkpoint does, and a distilled run trains, resumes exactly and rejects bad
+settings in one line."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fercnn.distill import Teachers, distillation_loss
+from fercnn.distill import Teachers, distillation_loss, load_teachers
 from fercnn.models import create_model
 
 from .conftest import assert_one_line_error, csv_text, make_rows, run_cli
@@ -67,6 +68,36 @@ def test_a_distilled_run_trains_and_resumes_exactly(tmp_path):
     assert losses(tmp_path / "killed") == losses(tmp_path / "straight")
 
 
+def test_an_exported_model_teaches_as_its_checkpoint_does(tmp_path):
+    data = tmp_path / "fer.csv"
+    data.write_text(csv_text(make_rows({"Training": 120, "PublicTest": 30, "PrivateTest": 30})))
+    config = write_config(tmp_path, epochs=1, name="teacher")
+    trained = run_cli("train", "--config", config, "--data", data, "--out", tmp_path / "run")
+    assert trained.returncode == 0, trained.stderr
+    exported = run_cli("export", tmp_path / "run", "--out", tmp_path / "teacher.onnx")
+    assert exported.returncode == 0, exported.stderr
+    torch.manual_seed(0)
+    x = torch.rand(16, 1, 48, 48)
+    device = torch.device("cpu")
+    from_checkpoint = load_teachers([str(tmp_path / "run")], device).soft_targets(x, 4.0, False)
+    from_onnx = load_teachers([str(tmp_path / "teacher.onnx")], device).soft_targets(x, 4.0,
+                                                                                    False)
+    torch.testing.assert_close(from_onnx, from_checkpoint, atol=1e-4, rtol=0)
+    bundled = load_teachers(["default"], device).soft_targets(x, 4.0, False)
+    assert bundled.shape == (16, 7)
+    torch.testing.assert_close(bundled.sum(1), torch.ones(16))
+    assert not torch.allclose(bundled, from_onnx, atol=1e-3)  # a different teacher
+
+
+def test_a_run_distils_from_a_bundled_model(tmp_path):
+    data = tmp_path / "fer.csv"
+    data.write_text(csv_text(make_rows({"Training": 120, "PublicTest": 30, "PrivateTest": 30})))
+    config = write_config(tmp_path, epochs=1, name="student", extra="teachers: [default]\n")
+    result = run_cli("train", "--config", config, "--data", data, "--out", tmp_path / "run")
+    assert result.returncode == 0, result.stderr
+    assert "distilling from 1 teacher" in result.stdout
+
+
 def test_distillation_mistakes_are_one_line(tmp_path):
     data = tmp_path / "fer.csv"
     data.write_text(csv_text(make_rows({"Training": 60, "PublicTest": 20, "PrivateTest": 20})))
@@ -77,6 +108,10 @@ def test_distillation_mistakes_are_one_line(tmp_path):
     not_a_list = write_config(tmp_path, epochs=1, name="string", extra="teachers: 7\n")
     assert_one_line_error(run_cli("train", "--config", not_a_list, "--data", data,
                                   "--out", tmp_path / "b"), "teachers")
+    no_model = write_config(tmp_path, epochs=1, name="onnx",
+                            extra=f"teachers: ['{tmp_path / 'nothing.onnx'}']\n")
+    assert_one_line_error(run_cli("train", "--config", no_model, "--data", data,
+                                  "--out", tmp_path / "d"), "nothing.onnx: no such model file")
     weight = write_config(tmp_path, epochs=1, name="weight",
                           extra="teachers: ['x']\ndistill_weight: 1.5\n")
     assert_one_line_error(run_cli("train", "--config", weight, "--data", data,

@@ -38,7 +38,7 @@ class TrainConfig:
     ema: float = 0.0  # decay of an exponential moving average of the weights; 0 = off
     ferplus: str | None = None  # fer2013new.csv: train and validate on FER+ majority labels
     soft_labels: bool = False  # with ferplus: train against the vote distribution
-    teachers: list[str] | None = None  # runs/checkpoints to distil from (probabilities averaged)
+    teachers: list[str] | None = None  # runs, checkpoints or ONNX models (probabilities averaged)
     distill_weight: float = 0.5  # with teachers: the teachers' share of the loss
     distill_temperature: float = 4.0  # with teachers: softening of both sides' probabilities
     limit: int | None = None  # train on the first N training images (smoke runs)
@@ -84,7 +84,8 @@ def config_from_dict(values: dict, source: str = "config") -> TrainConfig:
         raise FercnnError(f"{source}: epochs and batch_size must be positive")
     if config.teachers is not None and (not config.teachers or not all(
             isinstance(t, str) for t in config.teachers)):
-        raise FercnnError(f"{source}: teachers must be a list of run folders or checkpoints")
+        raise FercnnError(f"{source}: teachers must be a list of run folders, checkpoints or "
+                          "ONNX models")
     if not 0 <= config.distill_weight <= 1 or config.distill_temperature <= 0:
         raise FercnnError(f"{source}: distill_weight must be in [0, 1] and "
                           "distill_temperature positive")

@@ -2,7 +2,9 @@
 models (an ensemble averages them) beside the true labels (Hinton et al. 2015).
 
 The teachers see exactly the student's augmented (and mixed) batch, so their targets follow
-every augmentation; they run without gradients, under the student's precision.
+every augmentation; they run without gradients, under the student's precision. A teacher is a
+run folder or checkpoint, or an exported ONNX model (a path, or a bundled one such as
+``accurate``), so a recipe can distil from the models that ship with the package.
 """
 
 from __future__ import annotations
@@ -12,6 +14,29 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checkpoint import load_checkpoint, model_from_checkpoint
+from .errors import FercnnError
+
+
+class OnnxTeacher(nn.Module):
+    """An exported model run by onnxruntime on the CPU. It returns log-probabilities, which
+    soften at a temperature exactly as logits do (softmax is blind to a constant shift), and
+    for an exported ensemble they are the log of its averaged probabilities."""
+
+    def __init__(self, model: str) -> None:
+        super().__init__()
+        from .recognize import Recognizer
+
+        self.recognizer = Recognizer(model)
+        expected = {"scale": 1 / 255, "mean": 0.0, "std": 1.0}
+        given = self.recognizer.metadata.get("input", expected)
+        if any(abs(float(given.get(k, v)) - v) > 1e-9 for k, v in expected.items()):
+            raise FercnnError(f"{model}: teacher expects inputs scaled {given}, not [0, 1] gray")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        session, name = self.recognizer.session, self.recognizer.input_name
+        batch = x.detach().float().cpu().contiguous().numpy()
+        probabilities = torch.from_numpy(session.run(None, {name: batch})[0]).to(x.device)
+        return probabilities.clamp_min(1e-12).log()
 
 
 class Teachers(nn.Module):
@@ -34,8 +59,11 @@ class Teachers(nn.Module):
 
 
 def load_teachers(paths: list[str], device: torch.device) -> Teachers:
-    """Run folders or checkpoints as one frozen teacher ensemble on ``device``."""
-    models = [model_from_checkpoint(load_checkpoint(p)) for p in paths]
+    """Run folders, checkpoints or ONNX models as one frozen teacher ensemble on ``device``."""
+    from .evaluate import is_onnx
+
+    models = [OnnxTeacher(p) if is_onnx(p) else model_from_checkpoint(load_checkpoint(p))
+              for p in paths]
     return Teachers(models).to(device, memory_format=torch.channels_last)
 
 
