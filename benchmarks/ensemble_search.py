@@ -1,13 +1,17 @@
-"""Choose ensemble members on PublicTest: the accuracy of every subset of the given runs.
+"""Choose ensemble members on PublicTest: the accuracy of every subset of the given models.
 
-    python benchmarks/ensemble_search.py --runs DIR RUN [RUN ...] [--tta] [--data CSV]
+    python benchmarks/ensemble_search.py --runs DIR MODEL [MODEL ...] [--tta] [--data CSV]
         [--ferplus CSV]
 
-Each run's PublicTest probabilities are computed once; every subset of them (single runs
-included) is scored by averaging them, best first. PrivateTest is never read here, so the
-chosen ensemble can then be reported on it once (``fercnn evaluate RUN1 RUN2 ... --split
-PrivateTest``). As in ``fercnn evaluate``, runs trained on FER+ are scored against the FER+
-majority labels (the first run's FER+ file unless ``--ferplus`` names one).
+A model is a run folder under DIR or, as in ``fercnn evaluate``, an exported ONNX model (a
+``.onnx`` file or a bundled name: ``default``, ``accurate``), so that new runs can be tried
+beside the bundled ensemble. Each model's PublicTest probabilities are computed once; every
+subset of them (single models included) is scored by averaging them, best first. PrivateTest
+is never read here, so the chosen ensemble can then be reported on it once (``fercnn evaluate
+RUN1 RUN2 ... --split PrivateTest``). As in ``fercnn evaluate``, runs trained on FER+ are
+scored against the FER+ majority labels (the first run's FER+ file unless ``--ferplus`` names
+one; an ONNX model carries no training config, so a list starting with one is scored on
+FER-2013 labels unless ``--ferplus`` is given).
 """
 
 from __future__ import annotations
@@ -21,24 +25,28 @@ import numpy as np
 from fercnn.checkpoint import load_checkpoint
 from fercnn.data import load_dataset
 from fercnn.errors import FercnnError
-from fercnn.evaluate import checkpoint_probabilities
+from fercnn.evaluate import checkpoint_probabilities, is_onnx, onnx_probabilities
 from fercnn.metrics import classification_metrics
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="+", metavar="RUN", help="run folders under --runs")
+    parser.add_argument("names", nargs="+", metavar="MODEL",
+                        help="run folders under --runs, or exported ONNX models")
     parser.add_argument("--runs", required=True, help="folder holding the run folders")
     parser.add_argument("--data", help="FER-2013 CSV (default $FERCNN_DATA)")
     parser.add_argument("--tta", action="store_true", help="ten-view test-time augmentation")
     parser.add_argument("--ferplus", help="score against this FER+ file's majority labels "
                         "(default: the one the first run was trained with, if any)")
     args = parser.parse_args()
-    checkpoints = {name: load_checkpoint(Path(args.runs) / name) for name in args.names}
-    ferplus = args.ferplus or checkpoints[args.names[0]]["config"].get("ferplus")
+    checkpoints = {name: load_checkpoint(Path(args.runs) / name)
+                   for name in args.names if not is_onnx(name)}
+    first = checkpoints.get(args.names[0])
+    ferplus = args.ferplus or (first["config"].get("ferplus") if first else None)
     public = load_dataset(args.data, ferplus=ferplus).split("PublicTest")
-    probabilities = {name: checkpoint_probabilities(checkpoint, public.images, args.tta)[0]
-                     for name, checkpoint in checkpoints.items()}
+    probabilities = {name: onnx_probabilities(name, public.images, args.tta)[0] if is_onnx(name)
+                     else checkpoint_probabilities(checkpoints[name], public.images, args.tta)[0]
+                     for name in args.names}
     scores = []
     for size in range(1, len(args.names) + 1):
         for members in combinations(args.names, size):

@@ -59,4 +59,13 @@ def test_every_subset_matches_evaluate_on_public_test(tmp_path):
         runs / "b", extra=[*env, "--ferplus", str(ferplus)])) < 1e-4
     assert on_ferplus != found
 
+    exported = tmp_path / "a.onnx"  # an ONNX model is a member too, as in `fercnn evaluate`
+    assert run_cli("export", runs / "a", "--out", exported).returncode == 0
+    with_onnx = search("--runs", runs, exported, "b", "--data", data)
+    assert with_onnx.returncode == 0, with_onnx.stderr
+    assert with_onnx.stdout.startswith("PublicTest accuracy (FER-2013 labels)")
+    mixed = scores(with_onnx.stdout)
+    assert set(mixed) == {str(exported), "b", f"{exported} + b"}
+    assert abs(mixed[f"{exported} + b"] - public_accuracy(exported, runs / "b", extra=env)) < 1e-4
+
     assert_one_line_error(search("--runs", runs, "a", "missing", "--data", data), "missing")
