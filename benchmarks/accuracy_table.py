@@ -5,23 +5,26 @@
 ``results/benchmarks.yaml`` lists the rows: a single run, an ensemble of runs, or an exported
 ONNX model ("default" is the embedded one) with the run it came from, and the config that
 reproduces each (``tta: false`` skips the ten-view columns, for models too slow to run them
-eleven times). The FER+ column scores every model's PrivateTest probabilities against the FER+
-majority labels (``--ferplus``, default ``fer2013new.csv`` beside the data), on the rows whose
-majority is one of the seven emotions. ``results/benchmarks.md`` keeps its prose; the table
-between its markers is replaced. Every model was trained on Training with its checkpoint
-chosen on PublicTest; here each is scored on PublicTest and PrivateTest, with and without
-ten-view TTA, plus clean PrivateTest (rows whose image is not in Training). Each model's
-probabilities are computed once and shared by the ensembles. A full rebuild takes about 15
-minutes here; ``--only-new`` measures only the rows not yet in ``results/benchmarks.csv`` and
-keeps the measured figures of the others (their name, kind, hardware and config text still come
-from the YAML), so adding one model does not re-evaluate every earlier one. Rows are matched
-by name: a row whose runs changed must be renamed, or rebuilt in full, to be measured again.
+eleven times). An ensemble may name an exported ONNX model among its runs: that model's size
+and training time come from its own row, which must come above the ensemble's. The FER+ column
+scores every model's PrivateTest probabilities against the FER+ majority labels (``--ferplus``,
+default ``fer2013new.csv`` beside the data), on the rows whose majority is one of the seven
+emotions. ``results/benchmarks.md`` keeps its prose; the table between its markers is replaced.
+Every model was trained on Training with its checkpoint chosen on PublicTest; here each is
+scored on PublicTest and PrivateTest, with and without ten-view TTA, plus clean PrivateTest
+(rows whose image is not in Training). Each model's probabilities are computed once and shared
+by the ensembles. A full rebuild takes about 15 minutes here; ``--only-new`` measures only the
+rows not yet in ``results/benchmarks.csv`` and keeps the measured figures of the others (their
+name, kind, hardware and config text still come from the YAML), so adding one model does not
+re-evaluate every earlier one. Rows are matched by name: a row whose runs changed must be
+renamed, or rebuilt in full, to be measured again.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -62,6 +65,28 @@ def pair(row: dict, key: str) -> str:
     return f"{row[key]:.2%}{tta}"
 
 
+def measure_size(row: dict, entry: dict, members: list[str], exported: dict[str, dict],
+                 checkpoint: Callable[[str], dict], runs: Path) -> None:
+    """Parameters, multiply-accumulates and training minutes of a row's networks. An ONNX row
+    counts the runs it was exported from; an ensemble member that is an ONNX model counts what
+    that model's own row (above it) says, as its runs may no longer be at hand."""
+    onnx_members = [m for m in members if is_onnx(m)] if "runs" in entry else []
+    for m in onnx_members:
+        if m not in exported:
+            raise FercnnError(f"{entry['name']}: its member {m} needs its own row "
+                              f"(onnx: {m}) above it in {SPEC.name}")
+    trained = ([m for m in members if m not in onnx_members] if "runs" in entry
+               else entry["source"])
+    nets = [model_from_checkpoint(checkpoint(r)) for r in trained]
+    sizes = [exported[m] for m in onnx_members]
+    row["params"] = sum(count_params(n) for n in nets) + sum(e["params"] for e in sizes)
+    row["mmac"] = round(sum(count_macs(n) for n in nets) / 1e6
+                        + sum(e["mmac"] for e in sizes), 1)
+    row["train_minutes"] = round(sum(  # every epoch run, not just up to the best one
+        sum(h["seconds"] for h in read_history(runs / r / "history.csv")) for r in trained) / 60
+        + sum(e["train_minutes"] for e in sizes), 1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", required=True, help="folder holding the run folders")
@@ -99,13 +124,9 @@ def main() -> None:
         if entry["name"] in kept:
             rows.append(row | kept[entry["name"]])
             continue
-        trained = entry.get("runs") or entry["source"]  # an ONNX row names its runs
-        nets = [model_from_checkpoint(checkpoint(r)) for r in trained]
-        row["params"] = sum(count_params(n) for n in nets)
-        row["mmac"] = round(sum(count_macs(n) for n in nets) / 1e6, 1)
-        row["train_minutes"] = round(sum(  # every epoch run, not just up to the best one
-            sum(h["seconds"] for h in read_history(Path(args.runs) / r / "history.csv"))
-            for r in trained) / 60, 1)
+        done = zip(spec["rows"], rows, strict=False)  # the rows above this one
+        exported = {e["onnx"]: r for e, r in done if "onnx" in e}
+        measure_size(row, entry, members, exported, checkpoint, Path(args.runs))
         for split, key in (("PublicTest", "public"), ("PrivateTest", "private")):
             for tta in (False, True) if entry.get("tta", True) else (False,):
                 p = np.mean([probabilities(m, split, tta) for m in members], axis=0)
