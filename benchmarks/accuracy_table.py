@@ -65,18 +65,20 @@ def pair(row: dict, key: str) -> str:
     return f"{row[key]:.2%}{tta}"
 
 
-def measure_size(row: dict, entry: dict, members: list[str], exported: dict[str, dict],
+def measure_size(row: dict, entry: dict, exported: dict[str, dict],
                  checkpoint: Callable[[str], dict], runs: Path) -> None:
     """Parameters, multiply-accumulates and training minutes of a row's networks. An ONNX row
     counts the runs it was exported from; an ensemble member that is an ONNX model counts what
     that model's own row (above it) says, as its runs may no longer be at hand."""
-    onnx_members = [m for m in members if is_onnx(m)] if "runs" in entry else []
+    if "runs" in entry:
+        onnx_members = [m for m in entry["runs"] if is_onnx(m)]
+        trained = [m for m in entry["runs"] if not is_onnx(m)]
+    else:  # an ONNX row names its runs
+        onnx_members, trained = [], entry["source"]
     for m in onnx_members:
         if m not in exported:
             raise FercnnError(f"{entry['name']}: its member {m} needs its own row "
                               f"(onnx: {m}) above it in {SPEC.name}")
-    trained = ([m for m in members if m not in onnx_members] if "runs" in entry
-               else entry["source"])
     nets = [model_from_checkpoint(checkpoint(r)) for r in trained]
     sizes = [exported[m] for m in onnx_members]
     row["params"] = sum(count_params(n) for n in nets) + sum(e["params"] for e in sizes)
@@ -126,7 +128,7 @@ def main() -> None:
             continue
         done = zip(spec["rows"], rows, strict=False)  # the rows above this one
         exported = {e["onnx"]: r for e, r in done if "onnx" in e}
-        measure_size(row, entry, members, exported, checkpoint, Path(args.runs))
+        measure_size(row, entry, exported, checkpoint, Path(args.runs))
         for split, key in (("PublicTest", "public"), ("PrivateTest", "private")):
             for tta in (False, True) if entry.get("tta", True) else (False,):
                 p = np.mean([probabilities(m, split, tta) for m in members], axis=0)

@@ -10,8 +10,8 @@ subset of them (single models included) is scored by averaging them, best first.
 is never read here, so the chosen ensemble can then be reported on it once (``fercnn evaluate
 RUN1 RUN2 ... --split PrivateTest``). As in ``fercnn evaluate``, runs trained on FER+ are
 scored against the FER+ majority labels (the first run's FER+ file unless ``--ferplus`` names
-one; an ONNX model carries no training config, so a list starting with one is scored on
-FER-2013 labels unless ``--ferplus`` is given).
+one; ONNX models carry no training config, so a list of them alone is scored on FER-2013
+labels unless ``--ferplus`` is given).
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ def main() -> None:
     args = parser.parse_args()
     checkpoints = {name: load_checkpoint(Path(args.runs) / name)
                    for name in args.names if not is_onnx(name)}
-    first = checkpoints.get(args.names[0])
-    ferplus = args.ferplus or (first["config"].get("ferplus") if first else None)
+    saved = next(iter(checkpoints.values()))["config"] if checkpoints else {}
+    ferplus = args.ferplus or saved.get("ferplus")
     public = load_dataset(args.data, ferplus=ferplus).split("PublicTest")
     probabilities = {name: onnx_probabilities(name, public.images, args.tta)[0] if is_onnx(name)
                      else checkpoint_probabilities(checkpoints[name], public.images, args.tta)[0]
