@@ -217,6 +217,34 @@ def test_ema_mixup_and_ferplus_soft_labels_train_and_resume_exactly(tmp_path):
     assert _comparable(history_rows(killed)) == _comparable(history_rows(straight))
 
 
+class _Brightness(torch.nn.Module):
+    """Class 1 for an image brighter than mid-grey, else class 0: right about any blend of a
+    black class-0 and a white class-1 image exactly when it names the dominant one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gain = torch.nn.Parameter(torch.tensor(10.0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = x.float().mean((1, 2, 3)) - 0.5
+        return torch.stack([-m, m, *[torch.zeros_like(m)] * 5], 1) * self.gain
+
+
+def test_training_accuracy_under_mixup_counts_the_dominant_label():
+    from fercnn.config import TrainConfig
+    from fercnn.distributed import Ranks
+    from fercnn.train import TrainingSet, train_one_epoch
+
+    labels = torch.arange(256) % 2
+    images = (labels * 255).to(torch.uint8).view(-1, 1, 1, 1).expand(-1, 1, 48, 48)
+    model = _Brightness()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    _, accuracy = train_one_epoch(
+        model, TrainingSet(images.contiguous(), labels), TrainConfig(batch_size=16, mixup=0.4),
+        optimizer, None, None, torch.Generator().manual_seed(0), False, Ranks(), "test")
+    assert accuracy == 1.0
+
+
 def test_soft_labels_without_ferplus_is_one_line(tmp_path, train_csv):
     config = write_config(tmp_path, epochs=1, extra="soft_labels: true\n")
     assert_one_line_error(run_cli("train", "--config", config, "--data", train_csv),

@@ -144,6 +144,8 @@ def train_one_epoch(model: nn.Module, data: TrainingSet, config: TrainConfig,
         if config.mixup:
             x, weight, partner = mixup(x, config.mixup, generator)
             partner_target = ranks.shard(target[partner])
+            if weight < 0.5:  # accuracy counts the label of the image that dominates the blend
+                y = y[partner]
         x, y, target = ranks.shard(x), ranks.shard(y), ranks.shard(target)
         x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
