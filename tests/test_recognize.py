@@ -72,6 +72,39 @@ def test_int8_model_stays_integer_from_input_to_logits(exported, tmp_path):
     assert ops.count("QuantizeLinear") == 1 and ops.count("DequantizeLinear") == 1, ops
 
 
+def test_int8_residual_network_stays_integer_and_agrees_with_torch(tmp_path):
+    """The residual additions and the average pool are quantised too, and the int8 graph
+    names the same emotions as the float network."""
+    import onnx
+    import onnxruntime as ort
+
+    from fercnn.export import _export_fp32, _quantize_int8
+    from fercnn.models.resnet import FerResNet
+
+    torch.manual_seed(0)
+    model = FerResNet(width=8).eval()  # resnet18's graph, narrower
+    for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        bn.weight.data.uniform_(0.5, 1.5)  # as if trained: no block left the identity
+        bn.running_mean.normal_(0, 0.1)
+    _export_fp32([model], tmp_path / "fp32.onnx")
+    faces = np.random.default_rng(4).integers(0, 256, (128, 48, 48)).astype(np.uint8)
+    _quantize_int8(tmp_path / "fp32.onnx", tmp_path / "int8.onnx", faces)
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(tmp_path / "int8.onnx"), options,
+                                   providers=["CPUExecutionProvider"])
+    ops = [node.op_type for node in onnx.load(tmp_path / "optimized.onnx").graph.node]
+    assert ops.count("QLinearAdd") == 8, ops
+    assert ops.count("QuantizeLinear") == 1 and ops.count("DequantizeLinear") == 1, ops
+    images = faces[:, None].astype(np.float32) / 255
+    with torch.no_grad():
+        expected = torch.softmax(model(torch.from_numpy(images)), 1).numpy()
+    got = session.run(None, {"image": images})[0]
+    assert np.abs(got - expected).max() < 0.05
+    assert (got.argmax(1) == expected.argmax(1)).mean() >= 0.9
+
+
 def test_recognizer_accepts_paths_arrays_and_pil(exported, tmp_path):
     from PIL import Image
 

@@ -115,15 +115,17 @@ def _export_fp32(models: list[nn.Module], path: Path) -> None:
 
 
 # everything but the softmax (see _quantize_int8)
-QUANTIZED_OPS = ["Conv", "Gemm", "MatMul", "Relu", "MaxPool", "Reshape", "Flatten"]
+QUANTIZED_OPS = ["Conv", "Gemm", "MatMul", "Relu", "MaxPool", "Reshape", "Flatten", "Add",
+                 "AveragePool"]
 
 
 def _quantize_int8(fp32_path: Path, out: Path, images: np.ndarray) -> None:
     """Static QDQ int8, calibrated on training images (activations by min-max).
 
-    Everything up to the logits is quantised, ReLU, max-pooling and the flattening included:
-    leaving those in float put a dequantize/quantize pair around each of them, about 25% of
-    the int8 model's time. The softmax stays float, so the probabilities still sum to 1.
+    Everything up to the logits is quantised, ReLU, pooling, the flattening and the residual
+    additions included: leaving those in float put a dequantize/quantize pair around each of
+    them, about 25% of the int8 model's time. The softmax stays float, so the probabilities
+    still sum to 1.
     """
     from onnxruntime.quantization import (
         CalibrationDataReader,

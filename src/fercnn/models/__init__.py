@@ -70,4 +70,4 @@ def count_macs(model: nn.Module) -> int:
     return total
 
 
-from . import seed, vgg  # noqa: E402,F401  (registers the models)
+from . import resnet, seed, vgg  # noqa: E402,F401  (registers the models)
