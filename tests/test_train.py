@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import signal
 import subprocess
@@ -215,6 +216,33 @@ def test_ema_mixup_and_ferplus_soft_labels_train_and_resume_exactly(tmp_path):
     again = run_cli("train", *common, "--out", killed, "--resume")
     assert again.returncode == 0, again.stderr
     assert _comparable(history_rows(killed)) == _comparable(history_rows(straight))
+
+
+@pytest.mark.parametrize("warmup", [False, True])
+def test_ema_decay_warm_up_follows_the_formula_and_survives_a_resume(warmup):
+    """A weight at 0 jumps to 1 after the first update: the average's value after k updates is
+    1 - prod(decay_n), with decay_n = min(0.999, (1 + n) / (10 + n)) under the warm-up."""
+    from fercnn.config import TrainConfig
+    from fercnn.train import make_ema
+
+    config = TrainConfig(ema=0.999, ema_warmup=warmup)
+    model = torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.zeros_(model.weight)
+    ema = make_ema(config, model)
+    ema.update_parameters(model)  # the first update copies the weights
+    model.weight.data.fill_(1.0)
+    for _ in range(50):
+        ema.update_parameters(model)
+    resumed = make_ema(config, torch.nn.Linear(1, 1, bias=False))
+    resumed.load_state_dict(ema.state_dict())
+    for average in (ema, resumed):
+        for _ in range(50):
+            average.update_parameters(model)
+    decays = [min(0.999, (1 + n) / (10 + n)) if warmup else 0.999 for n in range(1, 101)]
+    expected = 1 - math.prod(decays)
+    for average in (ema, resumed):
+        assert average.module.weight.item() == pytest.approx(expected, rel=1e-5)
+    assert (expected > 0.9) if warmup else (expected < 0.1)  # the initial weights forgotten
 
 
 class _Brightness(torch.nn.Module):
