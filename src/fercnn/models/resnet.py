@@ -1,10 +1,11 @@
 """A CIFAR-style ResNet-18 sized for 48x48 faces: a second architecture beside the VGGs.
 
-Ensembles gain most from members that err differently, and a residual network with global
-average pooling errs differently from a VGG that flattens its last map. One 3x3 convolution at
-full resolution, then a max pool, so the four stages of two basic blocks run at 24, 12, 6 and 3
-pixels: 11.2M parameters at about two thirds of the full-width VGG's multiply-accumulates (a
-stem-free CIFAR ResNet-18 at 48x48 would need three times them, too slow for a 2-core CPU).
+Ensembles gain most from members that err differently: the hope (not yet measured) is that a
+residual network with global average pooling errs unlike a VGG that flattens its last map. One
+3x3 convolution at full resolution, then a max pool, so the four stages of two basic blocks run
+at 24, 12, 6 and 3 pixels: 11.2M parameters at about two thirds of the full-width VGG's
+multiply-accumulates (a stem-free CIFAR ResNet-18 at 48x48 would need three times them, too
+slow for a 2-core CPU).
 """
 
 from __future__ import annotations
