@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -58,26 +59,28 @@ def test_int8_model_gives_probabilities(exported):
     np.testing.assert_allclose(probabilities.sum(1), 1, atol=1e-3)
 
 
-def test_int8_model_stays_integer_from_input_to_logits(exported, tmp_path):
-    """After onnxruntime's fusions the int8 graph quantises once (the input) and dequantises
-    once (the logits): no float islands around ReLU, pooling or flattening."""
+def _ops_after_onnxruntime_fusions(model: Path, tmp_path: Path) -> list[str]:
+    """The graph's node types as onnxruntime runs it, after its graph optimisations."""
     import onnx
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
     options.log_severity_level = 3
-    ort.InferenceSession(str(exported["int8"]), options, providers=["CPUExecutionProvider"])
-    ops = [node.op_type for node in onnx.load(tmp_path / "optimized.onnx").graph.node]
+    ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+    return [node.op_type for node in onnx.load(tmp_path / "optimized.onnx").graph.node]
+
+
+def test_int8_model_stays_integer_from_input_to_logits(exported, tmp_path):
+    """After onnxruntime's fusions the int8 graph quantises once (the input) and dequantises
+    once (the logits): no float islands around ReLU, pooling or flattening."""
+    ops = _ops_after_onnxruntime_fusions(exported["int8"], tmp_path)
     assert ops.count("QuantizeLinear") == 1 and ops.count("DequantizeLinear") == 1, ops
 
 
 def test_int8_residual_network_stays_integer_and_agrees_with_torch(tmp_path):
     """The residual additions and the average pool are quantised too, and the int8 graph
     names the same emotions as the float network."""
-    import onnx
-    import onnxruntime as ort
-
     from fercnn.export import _export_fp32, _quantize_int8
     from fercnn.models.resnet import FerResNet
 
@@ -89,18 +92,13 @@ def test_int8_residual_network_stays_integer_and_agrees_with_torch(tmp_path):
     _export_fp32([model], tmp_path / "fp32.onnx")
     faces = np.random.default_rng(4).integers(0, 256, (128, 48, 48)).astype(np.uint8)
     _quantize_int8(tmp_path / "fp32.onnx", tmp_path / "int8.onnx", faces)
-    options = ort.SessionOptions()
-    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(tmp_path / "int8.onnx"), options,
-                                   providers=["CPUExecutionProvider"])
-    ops = [node.op_type for node in onnx.load(tmp_path / "optimized.onnx").graph.node]
+    ops = _ops_after_onnxruntime_fusions(tmp_path / "int8.onnx", tmp_path)
     assert ops.count("QLinearAdd") == 8, ops
     assert ops.count("QuantizeLinear") == 1 and ops.count("DequantizeLinear") == 1, ops
     images = faces[:, None].astype(np.float32) / 255
     with torch.no_grad():
         expected = torch.softmax(model(torch.from_numpy(images)), 1).numpy()
-    got = session.run(None, {"image": images})[0]
+    got = Recognizer(tmp_path / "int8.onnx").predict_batch(faces)
     assert np.abs(got - expected).max() < 0.05
     assert (got.argmax(1) == expected.argmax(1)).mean() >= 0.9
 
