@@ -35,7 +35,7 @@ from fercnn.checkpoint import load_checkpoint, model_from_checkpoint
 from fercnn.data import load_dataset, resolve_data_path
 from fercnn.data.ferplus import check_ferplus_matches, load_ferplus
 from fercnn.errors import FercnnError
-from fercnn.evaluate import checkpoint_probabilities, is_onnx, onnx_probabilities
+from fercnn.evaluate import is_onnx, model_probabilities
 from fercnn.metrics import classification_metrics
 from fercnn.models import count_macs, count_params
 from fercnn.report import read_history
@@ -113,10 +113,8 @@ def main() -> None:
 
     @cache
     def probabilities(model: str, split: str, tta: bool) -> np.ndarray:
-        images = splits[split].images
-        if is_onnx(model):
-            return onnx_probabilities(model, images, tta)[0]
-        return checkpoint_probabilities(checkpoint(model), images, tta)[0]
+        trained = None if is_onnx(model) else checkpoint(model)
+        return model_probabilities(model, splits[split].images, tta, trained)[0]
 
     rows = []
     for entry in spec["rows"]:

@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import argparse
 from itertools import combinations
-from pathlib import Path
 
 import numpy as np
 
-from fercnn.checkpoint import load_checkpoint
 from fercnn.data import load_dataset
 from fercnn.errors import FercnnError
-from fercnn.evaluate import checkpoint_probabilities, is_onnx, onnx_probabilities
+from fercnn.evaluate import first_run_config, model_probabilities, read_checkpoints
 from fercnn.metrics import classification_metrics
 
 
@@ -39,13 +37,11 @@ def main() -> None:
     parser.add_argument("--ferplus", help="score against this FER+ file's majority labels "
                         "(default: the one the first run was trained with, if any)")
     args = parser.parse_args()
-    checkpoints = {name: load_checkpoint(Path(args.runs) / name)
-                   for name in args.names if not is_onnx(name)}
-    saved = next(iter(checkpoints.values()))["config"] if checkpoints else {}
-    ferplus = args.ferplus or saved.get("ferplus")
+    checkpoints = read_checkpoints(args.names, args.runs)
+    ferplus = args.ferplus or first_run_config(checkpoints).get("ferplus")
     public = load_dataset(args.data, ferplus=ferplus).split("PublicTest")
-    probabilities = {name: onnx_probabilities(name, public.images, args.tta)[0] if is_onnx(name)
-                     else checkpoint_probabilities(checkpoints[name], public.images, args.tta)[0]
+    probabilities = {name: model_probabilities(name, public.images, args.tta,
+                                               checkpoints.get(name))[0]
                      for name in args.names}
     scores = []
     for size in range(1, len(args.names) + 1):

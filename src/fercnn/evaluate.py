@@ -57,6 +57,29 @@ def checkpoint_probabilities(checkpoint: dict, images: np.ndarray, tta: bool = F
                                             "data": config.data}
 
 
+def read_checkpoints(models: list[str], runs: str | Path | None = None) -> dict[str, dict]:
+    """The checkpoint of each model that is a training run (under ``runs`` if given), each read
+    once; exported models have none."""
+    from .checkpoint import load_checkpoint
+
+    return {m: load_checkpoint(Path(runs) / m if runs else m) for m in models if not is_onnx(m)}
+
+
+def first_run_config(checkpoints: dict[str, dict]) -> dict:
+    """The saved config of the first training run, whose data and FER+ labels an evaluation
+    follows by default; empty when every model is an exported one (they carry no config)."""
+    return next(iter(checkpoints.values()))["config"] if checkpoints else {}
+
+
+def model_probabilities(model: str, images: np.ndarray, tta: bool = False,
+                        checkpoint: dict | None = None) -> tuple[np.ndarray, dict]:
+    """Probabilities of a training run through torch when its ``checkpoint`` is given, else of
+    the exported ``model`` through onnxruntime."""
+    if checkpoint is not None:
+        return checkpoint_probabilities(checkpoint, images, tta)
+    return onnx_probabilities(model, images, tta)
+
+
 def _data_for(saved: dict, data: str | None) -> str:
     """The data to evaluate on: given, else $FERCNN_DATA, else the first run's own data."""
     data = data or os.environ.get("FERCNN_DATA") or saved.get("data")
@@ -74,20 +97,16 @@ def evaluate(models: list[str | Path], data: str | None = None, split: str = "Pr
     ``ferplus`` (default: the FER+ file a run was trained with) scores against FER+ majority
     labels instead of the original ones.
     """
-    from .checkpoint import load_checkpoint
     from .data import load_dataset
 
     models = [str(m) for m in models]
-    checkpoints = {m: load_checkpoint(m) for m in models if not is_onnx(m)}  # each read once
-    saved = next(iter(checkpoints.values()))["config"] if checkpoints else {}
+    checkpoints = read_checkpoints(models)
+    saved = first_run_config(checkpoints)
     ferplus = ferplus or saved.get("ferplus")
     part = load_dataset(_data_for(saved, data), ferplus=ferplus).split(split)
     probabilities, members = [], []
     for model in models:
-        if model in checkpoints:
-            p, info = checkpoint_probabilities(checkpoints[model], part.images, tta)
-        else:
-            p, info = onnx_probabilities(model, part.images, tta)
+        p, info = model_probabilities(model, part.images, tta, checkpoints.get(model))
         probabilities.append(p)
         members.append({"path": model, **info})
     result = {"models": members, "split": split, "tta": tta,
