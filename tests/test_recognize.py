@@ -87,7 +87,7 @@ def test_int8_residual_network_stays_integer_and_agrees_with_torch(tmp_path):
     torch.manual_seed(0)
     model = FerResNet(width=8).eval()  # resnet18's graph, narrower
     for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
-        bn.weight.data.uniform_(0.5, 1.5)  # as if trained: no block left the identity
+        bn.weight.data.uniform_(0.5, 1.5)  # as if trained
         bn.running_mean.normal_(0, 0.1)
     _export_fp32([model], tmp_path / "fp32.onnx")
     faces = np.random.default_rng(4).integers(0, 256, (128, 48, 48)).astype(np.uint8)

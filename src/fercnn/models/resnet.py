@@ -28,9 +28,9 @@ class BasicBlock(nn.Module):
             nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout))
         self.shortcut = nn.Identity() if stride == 1 and cin == cout else nn.Sequential(
             nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
-        # Zero the last BN scale: each block starts as the identity, so the deep network trains
-        # like a shallow one at first (Goyal et al. 2017).
-        nn.init.zeros_(self.body[-1].weight)
+        # The last BN scale starts at one, not zero as in Goyal et al. (2017): with every block
+        # the identity, what is left (a 3x3 stem, 1x1 strided projections) sees too little of
+        # a face, and in a probe on FER-2013 the network stayed at chance for three epochs.
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.body(x) + self.shortcut(x))
