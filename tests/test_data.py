@@ -16,6 +16,7 @@ import pytest
 from fercnn.data import apply_ferplus, load_dataset, load_ferplus
 from fercnn.data import fer2013 as fer2013_module
 from fercnn.data import folders as folders_module
+from fercnn.data.ferplus import CONTEMPT, FerPlusLabels
 from fercnn.errors import FercnnError
 from fercnn.labels import EMOTIONS, SPLITS
 
@@ -530,6 +531,59 @@ def test_apply_ferplus(synthetic_csv, ferplus_csv, synthetic_rows):
     assert_same_dataset(via_load, relabelled)
     info = json.loads(run_cli("info", synthetic_csv, "--ferplus", ferplus_csv, "--json").stdout)
     assert info["total"] == len(dataset) - 4
+
+
+# (votes in FERPLUS_HEADER order, label under the FER+ authors' majority rule)
+AUTHORS_VOTES = [
+    ([4, 6, 0, 0, 0, 0, 0, 0, 0, 0], 3),  # 6 of 10: happy
+    ([5, 5, 0, 0, 0, 0, 0, 0, 0, 0], -1),  # half is not a majority (plurality: neutral)
+    ([5, 1, 1, 1, 1, 1, 0, 0, 0, 0], 6),  # single votes dropped: 5 of 5, neutral
+    ([4, 0, 0, 0, 3, 2, 0, 0, 1, 0], -1),  # 4 of 9 after the single unknown vote
+    ([2, 0, 0, 0, 0, 0, 0, 6, 2, 0], 7),  # contempt: scored, never right for 7 classes
+    ([0, 0, 0, 3, 0, 0, 0, 0, 7, 0], -1),  # unknown
+    ([0, 0, 0, 0, 0, 0, 0, 0, 0, 10], -1),  # not a face
+    ([1, 1, 1, 1, 1, 1, 1, 1, 1, 1], -1),  # every vote a single one: nothing left
+    ([0, 0, 0, 0, 0, 9, 1, 0, 0, 0], 1),  # disgust
+]
+
+
+def test_ferplus_authors_majority_rule():
+    votes = np.array([v for v, _ in AUTHORS_VOTES])
+    labels = FerPlusLabels(votes, np.zeros(len(votes), dtype=np.uint8))
+    assert labels.authors_majority.tolist() == [m for _, m in AUTHORS_VOTES]
+    assert CONTEMPT == 7 == len(EMOTIONS)
+    assert labels.labels("majority").tolist() == labels.authors_majority.tolist()
+    assert labels.labels().tolist() == labels.majority.tolist() == [3, 6, 6, 6, -1, -1, -1, 6, 1]
+    with pytest.raises(FercnnError, match="unknown FER\\+ rule 'vote'"):
+        labels.labels("vote")
+
+
+def test_apply_ferplus_majority_rule_and_evaluate(synthetic_csv, ferplus_csv):
+    dataset, votes = load_dataset(synthetic_csv), load_ferplus(ferplus_csv)
+    authors = votes.authors_majority
+    keep = (authors >= 0) & (authors < CONTEMPT)
+    relabelled = apply_ferplus(dataset, votes, "majority")
+    assert len(relabelled) == keep.sum() < len(dataset)
+    assert np.array_equal(relabelled.images, dataset.images[keep])
+    assert relabelled.labels.tolist() == authors[keep].tolist()
+    assert_same_dataset(load_dataset(synthetic_csv, ferplus=ferplus_csv, ferplus_rule="majority"),
+                        relabelled)
+    # evaluate scores the same rows, and reports the contempt faces it leaves out
+    args = ("evaluate", "default", "--data", synthetic_csv, "--ferplus", ferplus_csv,
+            "--split", "Training")
+    plurality = json.loads(run_cli(*args, "--json").stdout)
+    result = json.loads(run_cli(*args, "--ferplus-rule", "majority", "--json").stdout)
+    training = votes.usage == SPLITS.index("Training")
+    assert result["labels"] == "FER+ authors' majority"
+    assert plurality["labels"] == "FER+ plurality"
+    assert result["images"] == (keep & training).sum() < plurality["images"]
+    assert result["contempt_images"] == ((authors == CONTEMPT) & training).sum() == 1
+    assert result["accuracy_with_contempt"] == pytest.approx(
+        result["accuracy"] * result["images"] / (result["images"] + 1))
+    text = run_cli(*args, "--ferplus-rule", "majority").stdout
+    assert "counting the 1 contempt faces as errors" in text
+    assert_one_line_error(run_cli("evaluate", "default", "--data", synthetic_csv,
+                                  "--ferplus-rule", "majority"), "needs FER+ labels")
 
 
 def test_ferplus_row_count_mismatch(synthetic_csv, tmp_path, synthetic_rows):

@@ -53,11 +53,16 @@ def test_every_subset_matches_evaluate_on_public_test(tmp_path):
 
     with_ferplus = search("--runs", runs, "a", "b", "--data", data, "--ferplus", ferplus)
     assert with_ferplus.returncode == 0, with_ferplus.stderr
-    assert "(FER+ majority labels)" in with_ferplus.stdout.splitlines()[0]
+    assert "(FER+ plurality labels)" in with_ferplus.stdout.splitlines()[0]
     on_ferplus = scores(with_ferplus.stdout)
     assert abs(on_ferplus["b"] - public_accuracy(
         runs / "b", extra=[*env, "--ferplus", str(ferplus)])) < 1e-4
     assert on_ferplus != found
+    rule = ["--ferplus", str(ferplus), "--ferplus-rule", "majority"]
+    with_rule = search("--runs", runs, "a", "b", "--data", data, *rule)
+    assert "(FER+ majority labels)" in with_rule.stdout.splitlines()[0], with_rule.stderr
+    assert abs(scores(with_rule.stdout)["a + b"] - public_accuracy(
+        runs / "a", runs / "b", extra=[*env, *rule])) < 1e-4
 
     exported = tmp_path / "a.onnx"  # an ONNX model is a member too, as in `fercnn evaluate`
     assert run_cli("export", runs / "a", "--out", exported).returncode == 0

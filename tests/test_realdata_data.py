@@ -91,3 +91,30 @@ def test_real_ferplus(real_data, real_dataset):
     np.testing.assert_allclose(relabelled.soft_labels.sum(axis=1), 1.0, atol=1e-5)
     for code, split in enumerate(SPLITS):
         assert len(relabelled.split(split)) == int((keep & (real_dataset.usage == code)).sum())
+
+
+def test_real_ferplus_authors_majority(real_data, real_dataset):
+    """The FER+ authors' test protocol, counted here by a plain loop over the votes: drop the
+    single votes, keep a face whose top column then has over half of the rest."""
+    ferplus = load_ferplus(real_data / "fer2013new.csv")
+    expected = []
+    for row in ferplus.votes.tolist():
+        kept = [v if v > 1 else 0 for v in row]
+        top = kept.index(max(kept))
+        clear = max(kept) > sum(kept) / 2
+        expected.append(-1 if not clear or top > 7 else 7 if top == 7 else FERPLUS_TO_CLASS[top])
+    authors = ferplus.authors_majority
+    assert authors.tolist() == expected
+    # per split: faces scored under the rule (seven emotions, contempt)
+    counts = {}
+    for code, split in enumerate(SPLITS):
+        in_split = authors[ferplus.usage == code]
+        counts[split] = (int(((in_split >= 0) & (in_split < 7)).sum()), int((in_split == 7).sum()))
+    assert counts == {"Training": (24941, 119), "PublicTest": (3186, 13),
+                      "PrivateTest": (3137, 16)}
+    relabelled = apply_ferplus(real_dataset, ferplus, "majority")
+    assert len(relabelled.split("PrivateTest")) == 3137
+    plurality = ferplus.majority
+    both = (authors >= 0) & (authors < 7)
+    assert np.array_equal(authors[both], plurality[both])  # a clear majority is the plurality
+

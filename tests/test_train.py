@@ -210,7 +210,7 @@ def test_ema_mixup_and_ferplus_soft_labels_train_and_resume_exactly(tmp_path):
     assert not all(torch.equal(state["model"][k], state["train_model"][k])
                    for k in state["model"] if k.endswith("weight"))  # EMA differs from raw
     scored = json.loads(run_cli("evaluate", straight, "--json").stdout)
-    assert scored["labels"] == "FER+ majority" and scored["images"] == 70
+    assert scored["labels"] == "FER+ plurality" and scored["images"] == 70
 
     kill_after_first_checkpoint(common, killed)
     again = run_cli("train", *common, "--out", killed, "--resume")

@@ -106,7 +106,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate
 
     result = evaluate(args.models, data=args.data, split=args.split, tta=args.tta,
-                      out=args.out, ferplus=args.ferplus)
+                      out=args.out, ferplus=args.ferplus, ferplus_rule=args.ferplus_rule)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -117,6 +117,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
           + (f", clean {clean:.4f} ({result['clean_images']} images)" if clean is not None
              else "")
           + f", loss {result['loss']:.4f}, macro F1 {result['macro_f1']:.4f}")
+    if "contempt_images" in result:
+        print(f"counting the {result['contempt_images']} contempt faces as errors: accuracy "
+              f"{result['accuracy_with_contempt']:.4f}")
     print(f"{'class':<10}{'precision':>10}{'recall':>8}{'F1':>8}{'n':>6}")
     for name, m in result["per_class"].items():
         print(f"{name:<10}{m['precision']:>10.3f}{m['recall']:>8.3f}{m['f1']:>8.3f}"
@@ -299,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: $FERCNN_DATA)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--grid", metavar="FILE.png", help="write a grid of sample faces per class")
-    p.add_argument("--ferplus", metavar="CSV", help="relabel with FER+ majority votes")
+    p.add_argument("--ferplus", metavar="CSV", help="relabel with FER+ votes (most-voted class)")
     p.add_argument("--val-fraction", type=float, default=0.1,
                    help="image folders without val/: share of train/ held out (default 0.1)")
 
@@ -330,8 +333,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "model: 'default' or 'accurate'; several are averaged as an ensemble")
     p.add_argument("--tta", action="store_true",
                    help="average ten views per face (shifts and mirror images)")
-    p.add_argument("--ferplus", metavar="CSV", help="score against FER+ majority labels "
+    p.add_argument("--ferplus", metavar="CSV", help="score against FER+ labels "
                    "(default for runs trained on FER+)")
+    p.add_argument("--ferplus-rule", choices=("plurality", "majority"),
+                   default="plurality",
+                   help="FER+ label of a face: its most-voted class, or the FER+ authors' test "
+                   "protocol (a class with over half of the votes; ambiguous faces left out)")
     p.add_argument("--data")
     p.add_argument("--split", default="PrivateTest",
                    choices=("Training", "PublicTest", "PrivateTest"))

@@ -37,7 +37,7 @@ class TrainConfig:
     mixup: float = 0.0  # mixup Beta(alpha, alpha); 0 = off
     ema: float = 0.0  # decay of an exponential moving average of the weights; 0 = off
     ema_warmup: bool = False  # decay min(ema, (1 + n) / (10 + n)) after n updates
-    ferplus: str | None = None  # fer2013new.csv: train and validate on FER+ majority labels
+    ferplus: str | None = None  # fer2013new.csv: train and validate on FER+ plurality labels
     soft_labels: bool = False  # with ferplus: train against the vote distribution
     teachers: list[str] | None = None  # runs, checkpoints or ONNX models (probabilities averaged)
     distill_weight: float = 0.5  # with teachers: the teachers' share of the loss

@@ -90,29 +90,45 @@ def _data_for(saved: dict, data: str | None) -> str:
 
 def evaluate(models: list[str | Path], data: str | None = None, split: str = "PrivateTest",
              tta: bool = False, out: str | Path | None = None,
-             ferplus: str | None = None) -> dict:
+             ferplus: str | None = None, ferplus_rule: str = "plurality") -> dict:
     """Metrics of one model or the average of several on ``split``; with ``out``, the metrics
     JSON and a normalised confusion matrix are written there.
 
-    ``ferplus`` (default: the FER+ file a run was trained with) scores against FER+ majority
-    labels instead of the original ones.
+    ``ferplus`` (default: the FER+ file a run was trained with) scores against FER+ labels
+    under ``ferplus_rule`` instead of the original ones. Under the authors' ``majority`` rule
+    the contempt faces are left out of the metrics (none of the seven classes is right for
+    them); ``accuracy_with_contempt`` counts them as errors, as the authors' 8-class test
+    set would.
     """
     from .data import load_dataset
+    from .data.ferplus import CONTEMPT, load_ferplus
+    from .labels import SPLITS
 
     models = [str(m) for m in models]
     checkpoints = read_checkpoints(models)
     saved = first_run_config(checkpoints)
     ferplus = ferplus or saved.get("ferplus")
-    part = load_dataset(_data_for(saved, data), ferplus=ferplus).split(split)
+    if ferplus_rule != "plurality" and not ferplus:
+        raise FercnnError(f"the FER+ {ferplus_rule} rule needs FER+ labels: pass --ferplus")
+    part = load_dataset(_data_for(saved, data), ferplus=ferplus,
+                        ferplus_rule=ferplus_rule).split(split)
     probabilities, members = [], []
     for model in models:
         p, info = model_probabilities(model, part.images, tta, checkpoints.get(model))
         probabilities.append(p)
         members.append({"path": model, **info})
+    labels = "FER+ plurality" if ferplus_rule == "plurality" else "FER+ authors' majority"
     result = {"models": members, "split": split, "tta": tta,
-              "labels": "FER+ majority" if ferplus else "FER-2013",
+              "labels": labels if ferplus else "FER-2013",
               **classification_metrics(np.mean(probabilities, axis=0), part.labels,
                                        ~part.in_training)}
+    if ferplus and ferplus_rule == "majority":
+        votes = load_ferplus(ferplus)
+        contempt = int(((votes.authors_majority == CONTEMPT)
+                        & (votes.usage == SPLITS.index(split))).sum())
+        result["contempt_images"] = contempt
+        result["accuracy_with_contempt"] = \
+            result["accuracy"] * result["images"] / (result["images"] + contempt)
     if len(members) == 1:
         result.update({k: v for k, v in members[0].items() if k in ("model", "epoch")})
     if out is not None:

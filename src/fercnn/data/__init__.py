@@ -26,10 +26,12 @@ def resolve_data_path(path: str | Path | None) -> Path:
 
 
 def load_dataset(path: str | Path | None = None, val_fraction: float = 0.1, seed: int = 0,
-                 ferplus: str | Path | None = None) -> FerDataset:
+                 ferplus: str | Path | None = None,
+                 ferplus_rule: str = "plurality") -> FerDataset:
     """Load FER-2013 from a CSV (plain/.gz/.xz) or a ``train/``+``test/`` image folder.
 
-    ``ferplus`` names a ``fer2013new.csv`` whose majority labels replace the originals.
+    ``ferplus`` names a ``fer2013new.csv`` whose labels, under ``ferplus_rule`` (see
+    ``fercnn.data.ferplus``), replace the originals.
     """
     path = resolve_data_path(path)
     if path.is_dir():
@@ -42,5 +44,5 @@ def load_dataset(path: str | Path | None = None, val_fraction: float = 0.1, seed
     else:
         raise FercnnError(f"{path}: no such file or folder")
     if ferplus is not None:
-        dataset = apply_ferplus(dataset, load_ferplus(ferplus))
+        dataset = apply_ferplus(dataset, load_ferplus(ferplus), ferplus_rule)
     return dataset

@@ -4,6 +4,12 @@ Rows are joined to ``fer2013.csv`` by position, never by ``Image name`` (the nam
 row 60 on). Of the ten vote columns, the seven FER-2013 emotions are kept; ``contempt`` is not
 one of them, so its votes are dropped from the distribution and rows whose majority is
 contempt, unknown or not-a-face (NF) get no majority label.
+
+Two rules name an image's label. ``plurality`` (the default, used for training): the most-voted
+column, whatever its share. ``majority``: the FER+ authors' test protocol (the ``majority``
+mode of Microsoft's FERPlus code, under which their published accuracies were measured): votes
+cast by a single tagger are dropped as outliers, and an image counts only where one column then
+holds more than half of the remaining votes. It leaves out the ambiguous faces, about one in ten.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ _TO_EMOTION = {"neutral": "neutral", "happiness": "happy", "surprise": "surprise
                "sadness": "sad", "anger": "angry", "disgust": "disgust", "fear": "fear"}
 COLUMN_CLASS = [EMOTIONS.index(_TO_EMOTION[c]) if c in _TO_EMOTION else None
                 for c in VOTE_COLUMNS]
+RULES = ("plurality", "majority")
+CONTEMPT = len(EMOTIONS)  # a label no seven-way model predicts: scored, it always counts wrong
 
 
 @dataclass
@@ -40,6 +48,24 @@ class FerPlusLabels:
         top = np.argmax(self.votes, axis=1)
         lookup = np.array([-1 if c is None else c for c in COLUMN_CLASS])
         return lookup[top]
+
+    @property
+    def authors_majority(self) -> np.ndarray:
+        """(N,) class index under the FER+ authors' ``majority`` rule: -1 where no column
+        holds more than half of the votes cast by two or more taggers, or where that column
+        is unknown or NF; ``CONTEMPT`` where it is contempt."""
+        votes = np.where(self.votes > 1, self.votes, 0)
+        top = np.argmax(votes, axis=1)
+        clear = 2 * votes.max(axis=1) > votes.sum(axis=1)
+        lookup = np.array([CONTEMPT if name == "contempt" else -1 if c is None else c
+                           for name, c in zip(VOTE_COLUMNS, COLUMN_CLASS, strict=True)])
+        return np.where(clear, lookup[top], -1)
+
+    def labels(self, rule: str = "plurality") -> np.ndarray:
+        """(N,) labels under ``rule`` (see the module's docstring); negative: not scored."""
+        if rule not in RULES:
+            raise FercnnError(f"unknown FER+ rule {rule!r}: choose one of {', '.join(RULES)}")
+        return self.majority if rule == "plurality" else self.authors_majority
 
     @property
     def distribution(self) -> np.ndarray:
@@ -91,11 +117,13 @@ def check_ferplus_matches(dataset: FerDataset, ferplus: FerPlusLabels) -> None:
                           f"{dataset.source}; FER+ joins by row position")
 
 
-def apply_ferplus(dataset: FerDataset, ferplus: FerPlusLabels) -> FerDataset:
-    """A copy of ``dataset`` relabelled by FER+ majority, with rows lacking one dropped."""
+def apply_ferplus(dataset: FerDataset, ferplus: FerPlusLabels,
+                  rule: str = "plurality") -> FerDataset:
+    """A copy of ``dataset`` relabelled by FER+ votes under ``rule``, keeping only the rows
+    whose label is one of the seven emotions (so the authors' contempt faces are left out)."""
     check_ferplus_matches(dataset, ferplus)
-    majority = ferplus.majority
-    keep = majority >= 0
+    majority = ferplus.labels(rule)
+    keep = (majority >= 0) & (majority < CONTEMPT)
     return FerDataset(dataset.images[keep], majority[keep].astype(np.int64),
                       dataset.usage[keep], source=f"{dataset.source} + FER+",
                       soft_labels=ferplus.distribution[keep])
