@@ -113,7 +113,7 @@ def main() -> None:
     ferplus = load_ferplus(args.ferplus or resolve_data_path(args.data).parent / "fer2013new.csv")
     check_ferplus_matches(dataset, ferplus)
     private = dataset.split_mask("PrivateTest")
-    plurality = ferplus.majority[private]  # -1: no emotion
+    plurality = ferplus.plurality[private]  # -1: no emotion
     plurality_scored = plurality >= 0  # rows whose most-voted column is one of the seven
     majority = ferplus.authors_majority[private]  # the FER+ authors' test protocol
     majority_scored = majority >= 0  # contempt included, as in their 8-class test set

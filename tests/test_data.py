@@ -496,7 +496,7 @@ def test_ferplus_majority_and_distribution(ferplus_csv, synthetic_rows):
     assert labels.votes.shape == (len(synthetic_rows), 10)
     assert np.array_equal(labels.votes, votes)
     assert [SPLITS[u] for u in labels.usage] == [usage for _, _, usage in synthetic_rows]
-    assert labels.majority.tolist() == majority.tolist()
+    assert labels.plurality.tolist() == majority.tolist()
     dist = labels.distribution
     assert dist.shape == (len(synthetic_rows), 7)
     emotion_votes = votes[:, :7].sum(axis=1)
@@ -553,7 +553,7 @@ def test_ferplus_authors_majority_rule():
     assert labels.authors_majority.tolist() == [m for _, m in AUTHORS_VOTES]
     assert CONTEMPT == 7 == len(EMOTIONS)
     assert labels.labels("majority").tolist() == labels.authors_majority.tolist()
-    assert labels.labels().tolist() == labels.majority.tolist() == [3, 6, 6, 6, -1, -1, -1, 6, 1]
+    assert labels.labels().tolist() == labels.plurality.tolist() == [3, 6, 6, 6, -1, -1, -1, 6, 1]
     with pytest.raises(FercnnError, match="unknown FER\\+ rule 'vote'"):
         labels.labels("vote")
 

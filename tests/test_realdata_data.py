@@ -114,7 +114,7 @@ def test_real_ferplus_authors_majority(real_data, real_dataset):
                       "PrivateTest": (3137, 16)}
     relabelled = apply_ferplus(real_dataset, ferplus, "majority")
     assert len(relabelled.split("PrivateTest")) == 3137
-    plurality = ferplus.majority
+    plurality = ferplus.plurality
     both = (authors >= 0) & (authors < 7)
     assert np.array_equal(authors[both], plurality[both])  # a clear majority is the plurality
 

@@ -2,14 +2,15 @@
 
 Rows are joined to ``fer2013.csv`` by position, never by ``Image name`` (the names drift from
 row 60 on). Of the ten vote columns, the seven FER-2013 emotions are kept; ``contempt`` is not
-one of them, so its votes are dropped from the distribution and rows whose majority is
-contempt, unknown or not-a-face (NF) get no majority label.
+one of them, so its votes are dropped from the distribution, and rows whose most-voted column
+is contempt, unknown or not-a-face (NF) get no label.
 
 Two rules name an image's label. ``plurality`` (the default, used for training): the most-voted
 column, whatever its share. ``majority``: the FER+ authors' test protocol (the ``majority``
 mode of Microsoft's FERPlus code, under which their published accuracies were measured): votes
 cast by a single tagger are dropped as outliers, and an image counts only where one column then
-holds more than half of the remaining votes. It leaves out the ambiguous faces, about one in ten.
+holds more than half of the remaining votes. It leaves out the ambiguous faces, about one in
+nine.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class FerPlusLabels:
     source: str = "fer2013new.csv"
 
     @property
-    def majority(self) -> np.ndarray:
+    def plurality(self) -> np.ndarray:
         """(N,) class index of the most-voted column (first on ties), -1 if not an emotion."""
         top = np.argmax(self.votes, axis=1)
         lookup = np.array([-1 if c is None else c for c in COLUMN_CLASS])
@@ -65,7 +66,7 @@ class FerPlusLabels:
         """(N,) labels under ``rule`` (see the module's docstring); negative: not scored."""
         if rule not in RULES:
             raise FercnnError(f"unknown FER+ rule {rule!r}: choose one of {', '.join(RULES)}")
-        return self.majority if rule == "plurality" else self.authors_majority
+        return self.plurality if rule == "plurality" else self.authors_majority
 
     @property
     def distribution(self) -> np.ndarray:
@@ -122,8 +123,8 @@ def apply_ferplus(dataset: FerDataset, ferplus: FerPlusLabels,
     """A copy of ``dataset`` relabelled by FER+ votes under ``rule``, keeping only the rows
     whose label is one of the seven emotions (so the authors' contempt faces are left out)."""
     check_ferplus_matches(dataset, ferplus)
-    majority = ferplus.labels(rule)
-    keep = (majority >= 0) & (majority < CONTEMPT)
-    return FerDataset(dataset.images[keep], majority[keep].astype(np.int64),
+    labels = ferplus.labels(rule)
+    keep = (labels >= 0) & (labels < CONTEMPT)
+    return FerDataset(dataset.images[keep], labels[keep].astype(np.int64),
                       dataset.usage[keep], source=f"{dataset.source} + FER+",
                       soft_labels=ferplus.distribution[keep])
