@@ -100,7 +100,7 @@ def evaluate(models: list[str | Path], data: str | None = None, split: str = "Pr
     them); ``accuracy_with_contempt`` counts them as errors, as the authors' 8-class test
     set would.
     """
-    from .data import load_dataset
+    from .data import apply_ferplus, load_dataset
     from .data.ferplus import CONTEMPT, load_ferplus
     from .labels import SPLITS
 
@@ -110,8 +110,11 @@ def evaluate(models: list[str | Path], data: str | None = None, split: str = "Pr
     ferplus = ferplus or saved.get("ferplus")
     if ferplus_rule != "plurality" and not ferplus:
         raise FercnnError(f"the FER+ {ferplus_rule} rule needs FER+ labels: pass --ferplus")
-    part = load_dataset(_data_for(saved, data), ferplus=ferplus,
-                        ferplus_rule=ferplus_rule).split(split)
+    dataset = load_dataset(_data_for(saved, data))
+    votes = load_ferplus(ferplus) if ferplus else None  # read once: relabel, count contempt
+    if votes is not None:
+        dataset = apply_ferplus(dataset, votes, ferplus_rule)
+    part = dataset.split(split)
     probabilities, members = [], []
     for model in models:
         p, info = model_probabilities(model, part.images, tta, checkpoints.get(model))
@@ -122,8 +125,7 @@ def evaluate(models: list[str | Path], data: str | None = None, split: str = "Pr
               "labels": labels if ferplus else "FER-2013",
               **classification_metrics(np.mean(probabilities, axis=0), part.labels,
                                        ~part.in_training)}
-    if ferplus and ferplus_rule == "majority":
-        votes = load_ferplus(ferplus)
+    if votes is not None and ferplus_rule == "majority":
         contempt = int(((votes.authors_majority == CONTEMPT)
                         & (votes.usage == SPLITS.index(split))).sum())
         result["contempt_images"] = contempt
