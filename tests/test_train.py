@@ -84,6 +84,32 @@ def test_config_mistakes_are_one_line(tmp_path, train_csv):
                           "missing.yaml")
 
 
+def test_init_starts_from_a_runs_weights_and_refuses_another_network(tmp_path, train_csv):
+    first = tmp_path / "first"
+    trained = run_cli("train", "--config", write_config(tmp_path, epochs=1, name="first"),
+                      "--data", train_csv, "--limit", "200", "--out", first)
+    assert trained.returncode == 0, trained.stderr
+    # lr 0 leaves the weights where they started: they must be the first run's, not the seed's
+    frozen = tmp_path / "frozen.yaml"
+    frozen.write_text(f"model: shallow\nepochs: 1\nbatch_size: 32\nlr: 0.0\ninit: {first}\n")
+    result = run_cli("train", "--config", frozen, "--data", train_csv, "--limit", "200",
+                     "--out", tmp_path / "frozen")
+    assert result.returncode == 0, result.stderr
+    start, end = load_checkpoint(first)["model"], load_checkpoint(tmp_path / "frozen")["model"]
+    assert start.keys() == end.keys()
+    for name in start:
+        assert torch.equal(start[name], end[name]), name
+
+    other = tmp_path / "other.yaml"
+    other.write_text(f"model: improved\nepochs: 1\ninit: {first}\n")
+    assert_one_line_error(run_cli("train", "--config", other, "--data", train_csv,
+                                  "--out", tmp_path / "other"), "init", "'shallow'")
+    missing = tmp_path / "missing.yaml"
+    missing.write_text(f"model: shallow\nepochs: 1\ninit: {tmp_path / 'nowhere'}\n")
+    assert_one_line_error(run_cli("train", "--config", missing, "--data", train_csv,
+                                  "--out", tmp_path / "missing"), "init", "nowhere")
+
+
 def _comparable(rows: list[dict]) -> list[tuple]:
     return [(r["epoch"], float(r["train_loss"]), float(r["train_acc"]), float(r["val_loss"]),
              float(r["val_acc"]), r["lr"]) for r in rows]

@@ -39,6 +39,7 @@ class TrainConfig:
     ema_warmup: bool = False  # decay min(ema, (1 + n) / (10 + n)) after n updates
     ferplus: str | None = None  # fer2013new.csv: train and validate on FER+ plurality labels
     soft_labels: bool = False  # with ferplus: train against the vote distribution
+    init: str | None = None  # run folder or checkpoint whose weights the run starts from
     teachers: list[str] | None = None  # runs, checkpoints or ONNX models (probabilities averaged)
     distill_weight: float = 0.5  # with teachers: the teachers' share of the loss
     distill_temperature: float = 4.0  # with teachers: softening of both sides' probabilities

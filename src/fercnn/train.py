@@ -51,6 +51,20 @@ def use_bf16(precision: str, device: torch.device) -> bool:
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
+def initial_weights(config: TrainConfig) -> dict:
+    """The weights of ``config.init`` (a run's best, EMA-averaged where it kept an average):
+    fine-tuning, e.g. a FER-2013 network continued on FER+ votes. Read before the data, so a
+    wrong path fails at once."""
+    try:
+        source = load_checkpoint(config.init)
+    except FercnnError as e:
+        raise FercnnError(f"init: {e}") from None
+    if source.get("model_name") != config.model:
+        raise FercnnError(f"init: {config.init} holds a {source.get('model_name')!r} network, "
+                          f"but this config trains {config.model!r}")
+    return source["model"]
+
+
 def make_optimizer(config: TrainConfig, model: nn.Module, implementation: str = "fused"
                    ) -> torch.optim.Optimizer:
     """The config's optimizer, fused by default: one kernel for all parameters, 3x faster than
@@ -276,6 +290,8 @@ def _train(config: TrainConfig, out: Path, resume: bool, ranks: Ranks) -> dict:
     elif last_path.exists():
         raise FercnnError(f"{out} already holds a run: pass --resume to continue it, "
                           "or choose another --out")
+    # on --resume the run's own weights win over init
+    start = initial_weights(config) if config.init and checkpoint is None else None
     if ranks.main:
         out.mkdir(parents=True, exist_ok=True)
         save_config(config, out / "config.yaml")
@@ -303,7 +319,10 @@ def _train(config: TrainConfig, out: Path, resume: bool, ranks: Ranks) -> dict:
 
     teachers = load_teachers(config.teachers, device) if config.teachers else None
     torch.manual_seed(config.seed)
-    model = create_model(config.model).to(device, memory_format=torch.channels_last)
+    model = create_model(config.model)
+    if start is not None:
+        model.load_state_dict(start)
+    model = model.to(device, memory_format=torch.channels_last)
     optimizer = make_optimizer(config, model)
     # with EMA, validation, best.pt and exports use the averaged weights
     ema = make_ema(config, model)
