@@ -95,6 +95,7 @@ def test_init_starts_from_a_runs_weights_and_refuses_another_network(tmp_path, t
     result = run_cli("train", "--config", frozen, "--data", train_csv, "--limit", "200",
                      "--out", tmp_path / "frozen")
     assert result.returncode == 0, result.stderr
+    assert f"starting from {first}" in result.stdout
     start, end = load_checkpoint(first)["model"], load_checkpoint(tmp_path / "frozen")["model"]
     assert start.keys() == end.keys()
     for name in start:

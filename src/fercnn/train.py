@@ -347,7 +347,8 @@ def _train(config: TrainConfig, out: Path, resume: bool, ranks: Ranks) -> dict:
     log(ranks, f"{config.name}: {config.model} ({params:,} params) on {device}, "
         f"{'bf16' if bf16 else 'fp32'}, {len(train_set)} train / {len(y_val)} val images"
         + (f", {ranks.world} ranks" if ranks.active else "")
-        + (f", distilling from {len(config.teachers)} teacher(s)" if teachers else ""))
+        + (f", distilling from {len(config.teachers)} teacher(s)" if teachers else "")
+        + (f", starting from {config.init}" if start is not None else ""))
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
         generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
