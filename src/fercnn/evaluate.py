@@ -100,7 +100,7 @@ def evaluate(models: list[str | Path], data: str | None = None, split: str = "Pr
     them); ``accuracy_with_contempt`` counts them as errors, as the authors' 8-class test
     set would.
     """
-    from .data import apply_ferplus, load_dataset
+    from .data import load_dataset
     from .data.ferplus import CONTEMPT, load_ferplus
     from .labels import SPLITS
 
@@ -110,11 +110,9 @@ def evaluate(models: list[str | Path], data: str | None = None, split: str = "Pr
     ferplus = ferplus or saved.get("ferplus")
     if ferplus_rule != "plurality" and not ferplus:
         raise FercnnError(f"the FER+ {ferplus_rule} rule needs FER+ labels: pass --ferplus")
-    dataset = load_dataset(_data_for(saved, data))
     votes = load_ferplus(ferplus) if ferplus else None  # read once: relabel, count contempt
-    if votes is not None:
-        dataset = apply_ferplus(dataset, votes, ferplus_rule)
-    part = dataset.split(split)
+    part = load_dataset(_data_for(saved, data), ferplus=votes,
+                        ferplus_rule=ferplus_rule).split(split)
     probabilities, members = [], []
     for model in models:
         p, info = model_probabilities(model, part.images, tta, checkpoints.get(model))

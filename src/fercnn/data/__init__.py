@@ -8,7 +8,7 @@ from pathlib import Path
 from ..errors import FercnnError
 from .dataset import FerDataset, FerSplit
 from .fer2013 import load_fer2013_csv
-from .ferplus import apply_ferplus, load_ferplus
+from .ferplus import FerPlusLabels, apply_ferplus, load_ferplus
 from .folders import export_folders, is_folder_dataset, load_folders
 
 __all__ = ["FerDataset", "FerSplit", "load_dataset", "load_ferplus", "apply_ferplus",
@@ -26,12 +26,12 @@ def resolve_data_path(path: str | Path | None) -> Path:
 
 
 def load_dataset(path: str | Path | None = None, val_fraction: float = 0.1, seed: int = 0,
-                 ferplus: str | Path | None = None,
+                 ferplus: str | Path | FerPlusLabels | None = None,
                  ferplus_rule: str = "plurality") -> FerDataset:
     """Load FER-2013 from a CSV (plain/.gz/.xz) or a ``train/``+``test/`` image folder.
 
-    ``ferplus`` names a ``fer2013new.csv`` whose labels, under ``ferplus_rule`` (see
-    ``fercnn.data.ferplus``), replace the originals.
+    ``ferplus`` names a ``fer2013new.csv`` (or holds its votes, already read) whose labels,
+    under ``ferplus_rule`` (see ``fercnn.data.ferplus``), replace the originals.
     """
     path = resolve_data_path(path)
     if path.is_dir():
@@ -44,5 +44,6 @@ def load_dataset(path: str | Path | None = None, val_fraction: float = 0.1, seed
     else:
         raise FercnnError(f"{path}: no such file or folder")
     if ferplus is not None:
-        dataset = apply_ferplus(dataset, load_ferplus(ferplus), ferplus_rule)
+        votes = ferplus if isinstance(ferplus, FerPlusLabels) else load_ferplus(ferplus)
+        dataset = apply_ferplus(dataset, votes, ferplus_rule)
     return dataset
