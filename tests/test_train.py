@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -306,6 +307,52 @@ def test_soft_labels_without_ferplus_is_one_line(tmp_path, train_csv):
                           "ferplus")
 
 
+def test_crowd_targets_blend_the_label_with_the_vote_shares(tmp_path):
+    from fercnn.data import load_dataset
+    from fercnn.train import crowd_targets
+
+    rows = make_rows({"Training": 40, "PublicTest": 10, "PrivateTest": 10})
+    data = tmp_path / "fer.csv"
+    data.write_text(csv_text(rows))
+    votes = write_ferplus_votes(tmp_path / "fer2013new.csv", rows)
+    lines = votes.read_text().splitlines()  # the first image: all votes unknown, no emotion
+    lines[1] = ",".join(lines[1].split(",")[:2] + ["0"] * 8 + ["10", "0"])
+    votes.write_text("\n".join(lines) + "\n")
+    dataset = load_dataset(data)
+    targets = crowd_targets(dataset, str(votes), 0.3)
+    train = dataset.split("Training")
+    assert targets.shape == (len(train), 7)
+    np.testing.assert_allclose(targets.sum(axis=1), 1.0, atol=1e-6)
+    assert targets[0, train.labels[0]] == 1.0  # no emotion votes: the one-hot label
+    neutral = 6
+    for target, label in zip(targets[1:], train.labels[1:], strict=True):
+        expected = np.zeros(7)
+        expected[label] += 0.7 + 0.3 * 0.8  # 8 of the 10 votes agree with the label
+        expected[neutral] += 0.3 * 0.2
+        np.testing.assert_allclose(target, expected, atol=1e-6)
+
+
+def test_crowd_votes_train_on_blended_targets_and_validate_on_fer2013_labels(tmp_path,
+                                                                              train_csv):
+    rows = make_rows({"Training": 600, "PublicTest": 70, "PrivateTest": 70})
+    votes = write_ferplus_votes(tmp_path / "fer2013new.csv", rows)
+    config = write_config(tmp_path, epochs=1, extra=f"crowd_votes: {votes}\n")
+    run = tmp_path / "run"
+    result = run_cli("train", "--config", config, "--data", train_csv, "--out", run)
+    assert result.returncode == 0, result.stderr
+    scored = json.loads(run_cli("evaluate", run, "--data", train_csv, "--json").stdout)
+    assert scored["labels"] == "FER-2013" and scored["images"] == 70
+
+
+@pytest.mark.parametrize("extra, needle", [
+    ("crowd_votes: votes.csv\nferplus: votes.csv\n", "set one of them"),
+    ("crowd_weight: 1.5\n", "crowd_weight"),
+])
+def test_crowd_votes_mistakes_are_one_line(tmp_path, train_csv, extra, needle):
+    config = write_config(tmp_path, epochs=1, extra=extra)
+    assert_one_line_error(run_cli("train", "--config", config, "--data", train_csv), needle)
+
+
 @pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_committed_config_loads_and_names_a_model(path):
     from fercnn.config import load_config
@@ -313,5 +360,6 @@ def test_every_committed_config_loads_and_names_a_model(path):
 
     config = load_config(path)
     assert config.model in model_names()
-    if config.ferplus:  # relative to the repository root, where the README runs commands
-        assert config.ferplus.endswith("fer2013new.csv")
+    for votes in (config.ferplus, config.crowd_votes):
+        if votes:  # relative to the repository root, where the README runs commands
+            assert votes.endswith("fer2013new.csv")

@@ -39,6 +39,8 @@ class TrainConfig:
     ema_warmup: bool = False  # decay min(ema, (1 + n) / (10 + n)) after n updates
     ferplus: str | None = None  # fer2013new.csv: train and validate on FER+ plurality labels
     soft_labels: bool = False  # with ferplus: train against the vote distribution
+    crowd_votes: str | None = None  # fer2013new.csv: blend its vote shares into FER-2013 targets
+    crowd_weight: float = 0.3  # with crowd_votes: the votes' share of each training target
     init: str | None = None  # run folder or checkpoint whose weights the run starts from
     teachers: list[str] | None = None  # runs, checkpoints or ONNX models (probabilities averaged)
     distill_weight: float = 0.5  # with teachers: the teachers' share of the loss
@@ -91,6 +93,11 @@ def config_from_dict(values: dict, source: str = "config") -> TrainConfig:
     if not 0 <= config.distill_weight <= 1 or config.distill_temperature <= 0:
         raise FercnnError(f"{source}: distill_weight must be in [0, 1] and "
                           "distill_temperature positive")
+    if not 0 <= config.crowd_weight <= 1:
+        raise FercnnError(f"{source}: crowd_weight must be in [0, 1]")
+    if config.crowd_votes and config.ferplus:
+        raise FercnnError(f"{source}: crowd_votes blends FER+ votes into the FER-2013 labels; "
+                          "ferplus replaces those labels: set one of them")
     return config
 
 

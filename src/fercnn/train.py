@@ -15,6 +15,7 @@ import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -29,7 +30,11 @@ from .config import TrainConfig, config_from_dict, save_config
 from .distill import Teachers, distillation_loss, load_teachers
 from .distributed import Ranks, close_ranks, init_ranks
 from .errors import FercnnError
+from .labels import EMOTIONS
 from .models import count_params, create_model
+
+if TYPE_CHECKING:
+    from .data import FerDataset
 
 HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
 
@@ -136,7 +141,7 @@ class TrainingSet:
 
     images: torch.Tensor  # (N, 1, 48, 48) uint8
     labels: torch.Tensor  # (N,) int64
-    soft: torch.Tensor | None = None  # (N, 7) float, FER+ vote distribution
+    soft: torch.Tensor | None = None  # (N, 7) float training targets, when not the labels
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -173,7 +178,7 @@ def train_one_epoch(model: nn.Module, data: TrainingSet, config: TrainConfig,
         index = order[start:start + config.batch_size]
         x = augment(data.images[index].float().div_(255), config, generator)
         y = data.labels[index]
-        target = y if data.soft is None or not config.soft_labels else data.soft[index]
+        target = y if data.soft is None else data.soft[index]
         if config.mixup:
             x, weight, partner = mixup(x, config.mixup, generator)
             partner_target = ranks.shard(target[partner])
@@ -261,6 +266,24 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def crowd_targets(dataset: FerDataset, votes_path: str, weight: float) -> np.ndarray:
+    """(N_train, 7) targets: the FER-2013 label blended with the FER+ crowd's vote shares.
+
+    The crowd's ten votes say how ambiguous a face is and which emotions it is confused with,
+    which one noisy label cannot. Images without emotion votes keep their one-hot label.
+    """
+    from .data import load_ferplus
+    from .data.ferplus import check_ferplus_matches
+
+    votes = load_ferplus(votes_path)
+    check_ferplus_matches(dataset, votes)
+    train = dataset.split_mask("Training")
+    labels = np.eye(len(EMOTIONS), dtype=np.float32)[dataset.labels[train]]
+    shares = votes.distribution[train]
+    voted = shares.sum(axis=1, keepdims=True) > 0
+    return np.where(voted, (1 - weight) * labels + weight * shares, labels)
+
+
 def train(config: TrainConfig, out: str | Path, resume: bool = False) -> dict:
     """Train ``config`` into the run folder ``out``; returns the final metrics.
 
@@ -307,11 +330,13 @@ def _train(config: TrainConfig, out: Path, resume: bool, ranks: Ranks) -> dict:
         raise FercnnError("soft_labels needs FER+ votes: set ferplus to fer2013new.csv")
     train_split, val_split = dataset.split("Training"), dataset.split("PublicTest")
     limit = config.limit or len(train_split)
+    soft = train_split.soft_labels if config.soft_labels else None
+    if config.crowd_votes:
+        soft = crowd_targets(dataset, config.crowd_votes, config.crowd_weight)
     train_set = TrainingSet(
         torch.from_numpy(train_split.images[:limit]).unsqueeze(1).to(device),
         torch.from_numpy(train_split.labels[:limit]).to(device),
-        None if train_split.soft_labels is None
-        else torch.from_numpy(train_split.soft_labels[:limit]).to(device))
+        None if soft is None else torch.from_numpy(soft[:limit]).to(device))
     x_val = torch.from_numpy(val_split.images).unsqueeze(1).to(device)
     y_val = torch.from_numpy(val_split.labels).to(device)
     if len(train_set) == 0 or len(y_val) == 0:
