@@ -336,9 +336,11 @@ def test_crowd_votes_train_on_blended_targets_and_validate_on_fer2013_labels(tmp
                                                                               train_csv):
     rows = make_rows({"Training": 600, "PublicTest": 70, "PrivateTest": 70})
     votes = write_ferplus_votes(tmp_path / "fer2013new.csv", rows)
-    config = write_config(tmp_path, epochs=1, extra=f"crowd_votes: {votes}\n")
+    config = write_config(tmp_path, epochs=1, extra="crowd_votes: elsewhere/fer2013new.csv\n")
     run = tmp_path / "run"
-    result = run_cli("train", "--config", config, "--data", train_csv, "--out", run)
+    common = ("train", "--config", config, "--data", train_csv, "--out", run)
+    assert_one_line_error(run_cli(*common), "elsewhere/fer2013new.csv: no such file")
+    result = run_cli(*common, "--ferplus", votes)  # --ferplus names the file to blend
     assert result.returncode == 0, result.stderr
     scored = json.loads(run_cli("evaluate", run, "--data", train_csv, "--json").stdout)
     assert scored["labels"] == "FER-2013" and scored["images"] == 70

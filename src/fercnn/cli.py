@@ -84,6 +84,8 @@ def _config_with_overrides(args: argparse.Namespace):
     overrides = {k: getattr(args, k) for k in ("data", "ferplus", "epochs", "limit", "device",
                                                "precision", "seed")
                  if getattr(args, k, None) is not None}
+    if "ferplus" in overrides and config.crowd_votes and not config.ferplus:
+        overrides["crowd_votes"] = overrides.pop("ferplus")  # the votes file the config blends
     return config_from_dict({**asdict(config), **overrides}, args.config)
 
 
@@ -318,7 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model from a YAML config")
     p.add_argument("--config", required=True, metavar="FILE")
     p.add_argument("--data", help="FER-2013 CSV or image folder (default: config, $FERCNN_DATA)")
-    p.add_argument("--ferplus", metavar="CSV", help="FER+ labels file (default: the config's)")
+    p.add_argument("--ferplus", metavar="CSV",
+                   help="FER+ votes file (default: the config's ferplus or crowd_votes)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--limit", type=int, metavar="N", help="train on the first N images")
     p.add_argument("--out", metavar="DIR", help="run folder (default runs/<config name>)")
