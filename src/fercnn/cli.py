@@ -140,9 +140,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 @command
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import export_onnx
+    from .evaluate import is_onnx
+    from .export import export_onnx, requantize_onnx
 
-    metadata = export_onnx(args.checkpoints, args.out, int8=args.int8, data=args.data)
+    exported = [c for c in args.checkpoints if is_onnx(c)]
+    if exported and (len(args.checkpoints) > 1 or not args.int8):
+        raise FercnnError(f"{exported[0]} is an exported model: it can only be quantised again, "
+                          "alone (fercnn export MODEL.onnx --int8 --out NEW.onnx)")
+    if exported:
+        metadata = requantize_onnx(exported[0], args.out, data=args.data)
+    else:
+        metadata = export_onnx(args.checkpoints, args.out, int8=args.int8, data=args.data)
     accuracy = metadata["private_test_accuracy"]
     print(f"wrote {args.out} ({metadata['model']}, {metadata['quantization']}"
           + (f", PrivateTest accuracy {accuracy:.4f}" if accuracy is not None else "") + ")")
@@ -355,7 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="export a trained run (or an ensemble) to ONNX")
     p.add_argument("checkpoints", nargs="+", metavar="RUN_OR_CHECKPOINT",
-                   help="several: one model averaging their probabilities")
+                   help="several: one model averaging their probabilities; an exported .onnx "
+                   "(or bundled name) with --int8: quantised again with the current settings")
     p.add_argument("--out", required=True, metavar="MODEL.onnx")
     p.add_argument("--int8", action="store_true", help="static int8, calibrated on Training")
     p.add_argument("--data", help="data for calibration and the PrivateTest accuracy")
