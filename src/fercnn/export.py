@@ -92,6 +92,7 @@ def requantize_onnx(model: str | Path, out: str | Path, data: str | None = None,
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
         onnx.save(_dequantized(onnx.load(str(source))), str(fp32))
+        # an exported model keeps no config: calibrate on Training as the default config would
         _finish(fp32, Path(out), metadata, True, data, 0.1, calibration_images)
     return metadata
 
@@ -159,7 +160,8 @@ def _quantize_int8(fp32_path: Path, out: Path, images: np.ndarray) -> None:
     multiplies uint8 activations by int8 weights with VPMADDUBSW, whose 16-bit pair sums
     saturate beyond 255 x 64 x 2. With 8-bit weights the embedded model lost 2.2 points of
     PrivateTest there (69.55% against 71.75% on VNNI CPUs); with 7 bits the integer products
-    never saturate, so every CPU computes the same result, at the same speed.
+    never saturate, so every CPU computes the same result (at the 8-bit speed on such a CPU:
+    benchmarks/results/recognition_speed-avx2.md).
     """
     from onnxruntime.quantization import (
         CalibrationDataReader,
