@@ -111,8 +111,10 @@ def evaluate(models: list[str | Path], data: str | None = None, split: str = "Pr
     if ferplus_rule != "plurality" and not ferplus:
         raise FercnnError(f"the FER+ {ferplus_rule} rule needs FER+ labels: pass --ferplus")
     votes = load_ferplus(ferplus) if ferplus else None  # read once: relabel, count contempt
-    part = load_dataset(_data_for(saved, data), ferplus=votes,
-                        ferplus_rule=ferplus_rule).split(split)
+    source = _data_for(saved, data)
+    part = load_dataset(source, ferplus=votes, ferplus_rule=ferplus_rule).split(split)
+    if len(part) == 0:
+        raise FercnnError(f"{source}: no {split} images to evaluate on")
     probabilities, members = [], []
     for model in models:
         p, info = model_probabilities(model, part.images, tta, checkpoints.get(model))

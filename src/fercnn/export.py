@@ -112,7 +112,7 @@ def _finish(fp32: Path, out: Path, metadata: dict, int8: bool, data: str | None,
     else:
         fp32.rename(model_path)
     _write_metadata(model_path, metadata)
-    if data is not None:
+    if data is not None and _has_private_test(data, val_fraction):
         from .evaluate import evaluate
 
         metadata["private_test_accuracy"] = round(evaluate([model_path], data)["accuracy"], 4)
@@ -121,6 +121,14 @@ def _finish(fp32: Path, out: Path, metadata: dict, int8: bool, data: str | None,
     staged = out.with_name(out.name + ".tmp")  # same folder as out: the rename is atomic
     shutil.copyfile(model_path, staged)
     os.replace(staged, out)
+
+
+def _has_private_test(data: str, val_fraction: float) -> bool:
+    """False for data packed without PrivateTest (scripts/device_data.py): the file is then
+    scored where that split is, and its accuracy stays unset."""
+    from .data import load_dataset
+
+    return bool(load_dataset(data, val_fraction=val_fraction).split_mask("PrivateTest").any())
 
 
 def _write_metadata(path: Path, metadata: dict) -> None:

@@ -1,0 +1,114 @@
+"""scripts/device_data.py and scripts/device_train.py: the path to a lent GPU, rehearsed on CPU.
+
+A GPU is lent to few sessions, so these tests keep the scripts working between loans: the
+packing is lossless, PrivateTest never travels, and one tiny run goes the whole way from the
+packed file to an int8 ONNX model and its archive.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import lzma
+import subprocess
+import sys
+import tarfile
+
+import numpy as np
+import pytest
+
+from fercnn.data import load_dataset
+from fercnn.errors import FercnnError
+from fercnn.recognize import Recognizer
+
+from .conftest import REPO, assert_one_line_error, csv_text, make_rows, run_cli
+
+sys.path.insert(0, str(REPO / "scripts"))
+import device_data  # noqa: E402
+
+
+def test_residuals_invert_exactly():
+    rng = np.random.default_rng(3)
+    images = np.concatenate([
+        rng.integers(0, 256, (5, 48, 48)),  # noise: every residual wraps around somewhere
+        np.full((1, 48, 48), 255), np.zeros((1, 48, 48)),
+        np.tile(np.arange(48) * 5, (2, 48, 1)),  # ramps: the predictor is exact
+    ]).astype(np.uint8)
+    assert np.array_equal(device_data.reconstruct(device_data.residuals(images)), images)
+    ramp = device_data.residuals(images[-1:])
+    assert (ramp[:, 1:, 1:] == 0).all()
+
+
+@pytest.fixture
+def packed(tmp_path, synthetic_csv, synthetic_rows):
+    ferplus = tmp_path / "votes.csv"
+    lines = ["Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,"
+             "contempt,unknown,NF"]
+    lines += [f"{usage},fer{i:07d}.png,{','.join(['1'] * 10)}"
+              for i, (_, _, usage) in enumerate(synthetic_rows)]
+    ferplus.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "pack.xz"
+    summary = device_data.pack(str(synthetic_csv), out, str(ferplus))
+    assert summary["rows"] == 175  # Training 140 + PublicTest 35; PrivateTest stays here
+    return out
+
+
+def test_pack_and_unpack_keep_training_and_public_test_only(packed, tmp_path, synthetic_csv):
+    csv = tmp_path / "unpacked" / "fer2013.csv"
+    assert device_data.unpack(packed, csv) == {"rows": 175, "ferplus": True}
+    original, unpacked = load_dataset(synthetic_csv), load_dataset(csv)
+    assert np.array_equal(unpacked.images, original.images[:175])
+    assert np.array_equal(unpacked.labels, original.labels[:175])
+    assert np.array_equal(unpacked.usage, original.usage[:175])
+    assert not unpacked.split_mask("PrivateTest").any()
+    relabelled = load_dataset(csv, ferplus=csv.parent / "fer2013new.csv")  # joins by position
+    assert len(relabelled) == 175
+    result = run_cli("evaluate", "default", "--data", csv, "--split", "PrivateTest")
+    assert_one_line_error(result, "no PrivateTest images")
+
+
+def test_unpack_refuses_a_damaged_or_foreign_file(packed, tmp_path):
+    stored = dict(np.load(io.BytesIO(lzma.decompress(packed.read_bytes()))))
+    stored["residuals"][0, 10, 10] ^= 1
+    damaged = tmp_path / "damaged.xz"
+    buffer = io.BytesIO()
+    np.savez(buffer, **stored)
+    damaged.write_bytes(lzma.compress(buffer.getvalue()))
+    with pytest.raises(FercnnError, match="checksum"):
+        device_data.unpack(damaged, tmp_path / "x.csv")
+    foreign = tmp_path / "foreign.xz"
+    foreign.write_bytes(b"not xz")
+    with pytest.raises(FercnnError, match="not a packed"):
+        device_data.unpack(foreign, tmp_path / "x.csv")
+
+
+def test_pack_refuses_private_test_rows_before_the_others(tmp_path):
+    rows = make_rows({"Training": 14, "PrivateTest": 7, "PublicTest": 7})
+    csv = tmp_path / "fer2013.csv"
+    csv.write_text(csv_text(rows))
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / "device_data.py"), "pack",
+                             str(csv), str(tmp_path / "p.xz")], capture_output=True, text=True)
+    assert_one_line_error(result, "must precede PrivateTest")
+
+
+def test_device_train_rehearsal_on_cpu(packed, tmp_path, synthetic_csv):
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "device_train.py"), str(packed),
+         "configs/seed-shallow.yaml:3", "--device", "cpu", "--minutes", "5",
+         "--train-args", "--epochs 1 --limit 64", "--work", str(tmp_path / "work"),
+         "--out", str(out)], capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["runs.tar.gz", "seed-shallow-seed3.onnx"]
+    with tarfile.open(out / "runs.tar.gz") as tar:
+        summary = json.load(tar.extractfile("summary.json"))
+        names = set(tar.getnames())
+    run = summary["seed-shallow-seed3"]
+    assert run["finished"] and run["exported"] and run["epochs_run"] == 1
+    assert {"seed-shallow-seed3/history.csv", "seed-shallow-seed3/train.log"} <= names
+    model = out / "seed-shallow-seed3.onnx"
+    metadata = Recognizer(model).metadata
+    assert metadata["quantization"] == "int8" and metadata["private_test_accuracy"] is None
+    scored = run_cli("evaluate", model, "--data", synthetic_csv, "--json")  # here: PrivateTest
+    assert scored.returncode == 0, scored.stderr
+    assert json.loads(scored.stdout)["images"] == 35
