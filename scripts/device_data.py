@@ -22,6 +22,7 @@ import argparse
 import hashlib
 import io
 import lzma
+import subprocess
 import sys
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from fercnn.errors import FercnnError
 from fercnn.labels import SPLITS
 
 PACKED_SPLITS = ("Training", "PublicTest")
+TRAVEL_LIMIT_MIB = 64
 FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME, "lc": 4}]
 
 
@@ -97,7 +99,25 @@ def pack(data: str, out: Path, ferplus: str | None = None) -> dict:
     packed = lzma.compress(buffer.getvalue(), format=lzma.FORMAT_XZ, filters=FILTERS)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(packed)
-    return {"rows": rows, "bytes": len(packed), "bytes_per_image": round(len(packed) / rows)}
+    summary = {"rows": rows, "bytes": len(packed), "bytes_per_image": round(len(packed) / rows)}
+    tree = checkout_bytes(out.resolve().parent)
+    if tree is not None:  # what the device tool would send, this file carried with the tree
+        summary["travels"] = f"{(tree + len(packed)) / 2**20:.1f} of {TRAVEL_LIMIT_MIB} MiB"
+    return summary
+
+
+def checkout_bytes(folder: Path) -> int | None:
+    """Bytes of the git checkout holding ``folder`` that travel with every device call: the
+    tracked files and the untracked ones git does not ignore (None outside a checkout)."""
+    root = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=folder,
+                          capture_output=True, text=True)
+    if root.returncode:
+        return None
+    top = Path(root.stdout.strip())
+    listing = subprocess.run(["git", "ls-files", "-z", "--cached", "--others",
+                              "--exclude-standard"], cwd=top, capture_output=True, check=True)
+    files = (top / name for name in listing.stdout.decode().split("\0") if name)
+    return sum(f.stat().st_size for f in files if f.is_file())
 
 
 def unpack(packed: Path, csv_out: Path) -> dict:

@@ -112,3 +112,16 @@ def test_device_train_rehearsal_on_cpu(packed, tmp_path, synthetic_csv):
     scored = run_cli("evaluate", model, "--data", synthetic_csv, "--json")  # here: PrivateTest
     assert scored.returncode == 0, scored.stderr
     assert json.loads(scored.stdout)["images"] == 35
+
+
+def test_pack_says_what_travels_from_a_checkout(tmp_path):
+    """The device tool sends the checkout's tracked and unignored files with the pack."""
+    repo, plain = tmp_path / "repo", tmp_path / "plain"
+    plain.mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / ".gitignore").write_text("/.device/\n")
+    (repo / "kept.bin").write_bytes(b"x" * 1000)
+    (repo / ".device").mkdir()
+    (repo / ".device" / "old.xz").write_bytes(b"y" * 5000)  # ignored: does not travel
+    assert device_data.checkout_bytes(repo / ".device") == 1000 + len("/.device/\n")
+    assert device_data.checkout_bytes(plain) is None
