@@ -23,7 +23,9 @@ YAML), so adding one model does not re-evaluate every earlier one; a kept row wi
 authors'-majority column, added later, gets it where its models are at hand. Rows are matched
 by name: a row whose runs changed must be renamed, or rebuilt in full, to be measured again;
 ``--remeasure NAME`` scores a kept row again where its model file was replaced (a bundled
-model quantised again), keeping the sizes and minutes its lost runs gave.
+model quantised again), keeping the sizes and minutes its lost runs gave. An ONNX row's source
+run may be a folder without a checkpoint, as ``scripts/device_train.py`` brings runs back from
+a GPU: its sizes then come from its ``config.yaml`` and its minutes from its ``history.csv``.
 """
 
 from __future__ import annotations
@@ -35,15 +37,17 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
+import torch
 import yaml
 
 from fercnn.checkpoint import load_checkpoint, model_from_checkpoint
+from fercnn.config import load_config
 from fercnn.data import load_dataset, resolve_data_path
 from fercnn.data.ferplus import check_ferplus_matches, load_ferplus
 from fercnn.errors import FercnnError
 from fercnn.evaluate import is_onnx, model_probabilities
 from fercnn.metrics import classification_metrics
-from fercnn.models import count_macs, count_params
+from fercnn.models import count_macs, count_params, create_model
 from fercnn.recognize import BUNDLED_MODELS
 from fercnn.report import read_history
 
@@ -76,6 +80,15 @@ def pair(row: dict, key: str) -> str:
     return f"{row[key]:.2%}{tta}"
 
 
+def network_of(run: str, checkpoint: Callable[[str], dict], runs: Path) -> torch.nn.Module:
+    """A run's network, for its size: from its checkpoint, else built from its config.yaml. A
+    run trained on a borrowed GPU comes back without one (``scripts/device_train.py`` returns
+    its ONNX export and its config, history and log), and sizes do not depend on the weights."""
+    if (runs / run).is_dir() and not (runs / run / "best.pt").exists():
+        return create_model(load_config(runs / run / "config.yaml").model)
+    return model_from_checkpoint(checkpoint(run))
+
+
 def measure_size(row: dict, entry: dict, exported: dict[str, dict],
                  checkpoint: Callable[[str], dict], runs: Path) -> None:
     """Parameters, multiply-accumulates and training minutes of a row's networks. An ONNX row
@@ -90,7 +103,7 @@ def measure_size(row: dict, entry: dict, exported: dict[str, dict],
         if m not in exported:
             raise FercnnError(f"{entry['name']}: its member {m} needs its own row "
                               f"(onnx: {m}) above it in {SPEC.name}")
-    nets = [model_from_checkpoint(checkpoint(r)) for r in trained]
+    nets = [network_of(r, checkpoint, runs) for r in trained]
     sizes = [exported[m] for m in onnx_members]
     row["params"] = sum(count_params(n) for n in nets) + sum(e["params"] for e in sizes)
     row["mmac"] = round(sum(count_macs(n) for n in nets) / 1e6
@@ -172,8 +185,10 @@ def main() -> None:
         row.update(measured)
 
     def at_hand(model: str) -> bool:
+        """An ONNX file, or a run with its checkpoint (a run folder from a GPU has none)."""
+        run = Path(args.runs) / model
         return is_onnx(model) and (model in BUNDLED_MODELS or Path(model).exists()) \
-            or (Path(args.runs) / model).exists()
+            or run.is_file() or (run / "best.pt").exists()
 
     rows = []
     for entry in spec["rows"]:
