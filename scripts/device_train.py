@@ -19,6 +19,8 @@ every run with a ``best.pt`` is exported into ``$OUT`` (at most 7 models), and `
 holds each run's config, history, metrics and log: ``summary.json`` in it says which runs
 finished. The data holds no PrivateTest: score the models here with
 ``fercnn evaluate MODEL.onnx --split PrivateTest`` (once, after choosing on PublicTest).
+Teachers may be the bundled models (``accurate``: onnxruntime on the machine's CPUs); a config
+whose ``init`` or ``teachers`` name a run folder needs that folder on the machine first.
 """
 
 from __future__ import annotations
