@@ -19,6 +19,7 @@ import pytest
 
 from fercnn.data import load_dataset
 from fercnn.errors import FercnnError
+from fercnn.evaluate import evaluate
 from fercnn.recognize import Recognizer
 
 from .conftest import REPO, assert_one_line_error, csv_text, make_rows, run_cli
@@ -109,9 +110,7 @@ def test_device_train_rehearsal_on_cpu(packed, tmp_path, synthetic_csv):
     model = out / "seed-shallow-seed3.onnx"
     metadata = Recognizer(model).metadata
     assert metadata["quantization"] == "int8" and metadata["private_test_accuracy"] is None
-    scored = run_cli("evaluate", model, "--data", synthetic_csv, "--json")  # here: PrivateTest
-    assert scored.returncode == 0, scored.stderr
-    assert json.loads(scored.stdout)["images"] == 35
+    assert evaluate([model], str(synthetic_csv))["images"] == 35  # scored here, on PrivateTest
 
 
 def test_pack_says_what_travels_from_a_checkout(tmp_path):
