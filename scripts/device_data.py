@@ -89,7 +89,10 @@ def pack(data: str, out: Path, ferplus: str | None = None) -> dict:
     stored = {"residuals": residuals(arrays["images"]), "labels": arrays["labels"],
               "usage": arrays["usage"], "sha256": np.array(digest(arrays))}
     if ferplus is not None:
-        lines = Path(ferplus).read_bytes().splitlines(keepends=True)
+        try:
+            lines = Path(ferplus).read_bytes().splitlines(keepends=True)
+        except OSError as e:
+            raise FercnnError(f"{ferplus}: cannot read ({e.strerror})") from None
         if len(lines) - 1 != len(dataset):
             raise FercnnError(f"{ferplus}: {len(lines) - 1} rows, but {data} has "
                               f"{len(dataset)}; FER+ joins by row position")
@@ -128,6 +131,9 @@ def unpack(packed: Path, csv_out: Path) -> dict:
         raise FercnnError(f"{packed}: no such file") from None
     except (lzma.LZMAError, ValueError, OSError) as e:
         raise FercnnError(f"{packed}: not a packed FER-2013 file ({e})") from None
+    missing = {"residuals", "labels", "usage", "sha256"} - set(stored.files)
+    if missing:
+        raise FercnnError(f"{packed}: not a packed FER-2013 file (no {', '.join(sorted(missing))})")
     arrays = {"images": reconstruct(stored["residuals"]), "labels": stored["labels"],
               "usage": stored["usage"]}
     if digest(arrays) != str(stored["sha256"]):

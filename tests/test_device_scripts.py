@@ -81,15 +81,25 @@ def test_unpack_refuses_a_damaged_or_foreign_file(packed, tmp_path):
     foreign.write_bytes(b"not xz")
     with pytest.raises(FercnnError, match="not a packed"):
         device_data.unpack(foreign, tmp_path / "x.csv")
+    buffer = io.BytesIO()
+    np.savez(buffer, images=np.zeros((1, 48, 48), np.uint8))  # an npz, but not ours
+    foreign.write_bytes(lzma.compress(buffer.getvalue()))
+    with pytest.raises(FercnnError, match="no labels, residuals, sha256, usage"):
+        device_data.unpack(foreign, tmp_path / "x.csv")
 
 
-def test_pack_refuses_private_test_rows_before_the_others(tmp_path):
-    rows = make_rows({"Training": 14, "PrivateTest": 7, "PublicTest": 7})
-    csv = tmp_path / "fer2013.csv"
-    csv.write_text(csv_text(rows))
-    result = subprocess.run([sys.executable, str(REPO / "scripts" / "device_data.py"), "pack",
-                             str(csv), str(tmp_path / "p.xz")], capture_output=True, text=True)
-    assert_one_line_error(result, "must precede PrivateTest")
+def pack_cli(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "scripts" / "device_data.py"), "pack",
+                           *map(str, args)], capture_output=True, text=True)
+
+
+def test_pack_mistakes_are_one_line(tmp_path, synthetic_csv):
+    shuffled = tmp_path / "fer2013.csv"
+    shuffled.write_text(csv_text(make_rows({"Training": 14, "PrivateTest": 7, "PublicTest": 7})))
+    assert_one_line_error(pack_cli(shuffled, tmp_path / "p.xz"), "must precede PrivateTest")
+    assert_one_line_error(pack_cli(synthetic_csv, tmp_path / "p.xz", "--ferplus",
+                                   tmp_path / "missing.csv"), "missing.csv: cannot read")
+    assert_one_line_error(pack_cli(tmp_path / "none.csv", tmp_path / "p.xz"), "none.csv")
 
 
 def test_device_train_rehearsal_on_cpu(packed, tmp_path, synthetic_csv):
