@@ -1,18 +1,37 @@
-"""benchmarks/ensemble_search.py: every subset scored on PublicTest, matching `fercnn evaluate`."""
+"""benchmarks/ensemble_search.py: every subset scored on PublicTest, matching `fercnn evaluate`.
+
+The search and the evaluations run in this process: as subprocesses, each would import torch
+again (about 4 s on a slow 2-core host), and the suite has a time budget.
+"""
 
 from __future__ import annotations
 
-import json
+import contextlib
+import importlib.util
+import io
 import subprocess
 import sys
+from unittest import mock
+
+from fercnn.evaluate import evaluate
+from fercnn.export import export_onnx
 
 from .conftest import REPO, assert_one_line_error, csv_text, make_rows, run_cli
 from .test_train import write_config, write_ferplus_votes
 
+SCRIPT = REPO / "benchmarks" / "ensemble_search.py"
 
-def search(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "benchmarks" / "ensemble_search.py"),
-                           *map(str, args)], capture_output=True, text=True, timeout=300)
+
+def search(*args) -> str:
+    """What the search prints, run in this process."""
+    spec = importlib.util.spec_from_file_location("ensemble_search", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    printed = io.StringIO()
+    with mock.patch.object(sys, "argv", [str(SCRIPT), *map(str, args)]), \
+            contextlib.redirect_stdout(printed):
+        module.main()
+    return printed.getvalue()
 
 
 def scores(stdout: str) -> dict[str, float]:
@@ -21,10 +40,8 @@ def scores(stdout: str) -> dict[str, float]:
     return {members: float(accuracy.rstrip("%")) / 100 for accuracy, members in lines}
 
 
-def public_accuracy(*runs, extra=()) -> float:
-    result = run_cli("evaluate", *runs, "--split", "PublicTest", "--json", *extra)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)["accuracy"]
+def public_accuracy(*runs, data, **ferplus) -> float:
+    return evaluate([str(r) for r in runs], str(data), split="PublicTest", **ferplus)["accuracy"]
 
 
 def test_every_subset_matches_evaluate_on_public_test(tmp_path):
@@ -42,35 +59,33 @@ def test_every_subset_matches_evaluate_on_public_test(tmp_path):
         assert trained.returncode == 0, trained.stderr
 
     result = search("--runs", runs, "a", "b", "--data", data)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("PublicTest accuracy (FER-2013 labels), best first:")
-    found = scores(result.stdout)
+    assert result.startswith("PublicTest accuracy (FER-2013 labels), best first:")
+    found = scores(result)
     assert set(found) == {"a", "b", "a + b"}
     assert list(found.values()) == sorted(found.values(), reverse=True)
-    env = ["--data", str(data)]
-    assert abs(found["a"] - public_accuracy(runs / "a", extra=env)) < 1e-4
-    assert abs(found["a + b"] - public_accuracy(runs / "a", runs / "b", extra=env)) < 1e-4
+    assert abs(found["a"] - public_accuracy(runs / "a", data=data)) < 1e-4
+    assert abs(found["a + b"] - public_accuracy(runs / "a", runs / "b", data=data)) < 1e-4
 
     with_ferplus = search("--runs", runs, "a", "b", "--data", data, "--ferplus", ferplus)
-    assert with_ferplus.returncode == 0, with_ferplus.stderr
-    assert "(FER+ plurality labels)" in with_ferplus.stdout.splitlines()[0]
-    on_ferplus = scores(with_ferplus.stdout)
-    assert abs(on_ferplus["b"] - public_accuracy(
-        runs / "b", extra=[*env, "--ferplus", str(ferplus)])) < 1e-4
+    assert "(FER+ plurality labels)" in with_ferplus.splitlines()[0]
+    on_ferplus = scores(with_ferplus)
+    assert abs(on_ferplus["b"] - public_accuracy(runs / "b", data=data,
+                                                 ferplus=str(ferplus))) < 1e-4
     assert on_ferplus != found
-    rule = ["--ferplus", str(ferplus), "--ferplus-rule", "majority"]
-    with_rule = search("--runs", runs, "a", "b", "--data", data, *rule)
-    assert "(FER+ majority labels)" in with_rule.stdout.splitlines()[0], with_rule.stderr
-    assert abs(scores(with_rule.stdout)["a + b"] - public_accuracy(
-        runs / "a", runs / "b", extra=[*env, *rule])) < 1e-4
+    with_rule = search("--runs", runs, "a", "b", "--data", data, "--ferplus", ferplus,
+                       "--ferplus-rule", "majority")
+    assert "(FER+ majority labels)" in with_rule.splitlines()[0]
+    assert abs(scores(with_rule)["a + b"] - public_accuracy(
+        runs / "a", runs / "b", data=data, ferplus=str(ferplus), ferplus_rule="majority")) < 1e-4
 
     exported = tmp_path / "a.onnx"  # an ONNX model is a member too, as in `fercnn evaluate`
-    assert run_cli("export", runs / "a", "--out", exported).returncode == 0
+    export_onnx(runs / "a", exported, data=str(data))
     with_onnx = search("--runs", runs, exported, "b", "--data", data)
-    assert with_onnx.returncode == 0, with_onnx.stderr
-    assert with_onnx.stdout.startswith("PublicTest accuracy (FER-2013 labels)")
-    mixed = scores(with_onnx.stdout)
+    assert with_onnx.startswith("PublicTest accuracy (FER-2013 labels)")
+    mixed = scores(with_onnx)
     assert set(mixed) == {str(exported), "b", f"{exported} + b"}
-    assert abs(mixed[f"{exported} + b"] - public_accuracy(exported, runs / "b", extra=env)) < 1e-4
+    assert abs(mixed[f"{exported} + b"] - public_accuracy(exported, runs / "b", data=data)) < 1e-4
 
-    assert_one_line_error(search("--runs", runs, "a", "missing", "--data", data), "missing")
+    missing = subprocess.run([sys.executable, str(SCRIPT), "--runs", str(runs), "a", "missing",
+                              "--data", str(data)], capture_output=True, text=True, timeout=300)
+    assert_one_line_error(missing, "missing")
