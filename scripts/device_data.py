@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fercnn.data import load_dataset
+from fercnn.data import load_dataset, load_ferplus
+from fercnn.data.ferplus import check_ferplus_matches
 from fercnn.errors import FercnnError
 from fercnn.labels import SPLITS
 
@@ -88,14 +89,9 @@ def pack(data: str, out: Path, ferplus: str | None = None) -> dict:
               "usage": dataset.usage[keep]}
     stored = {"residuals": residuals(arrays["images"]), "labels": arrays["labels"],
               "usage": arrays["usage"], "sha256": np.array(digest(arrays))}
-    if ferplus is not None:
-        try:
-            lines = Path(ferplus).read_bytes().splitlines(keepends=True)
-        except OSError as e:
-            raise FercnnError(f"{ferplus}: cannot read ({e.strerror})") from None
-        if len(lines) - 1 != len(dataset):
-            raise FercnnError(f"{ferplus}: {len(lines) - 1} rows, but {data} has "
-                              f"{len(dataset)}; FER+ joins by row position")
+    if ferplus is not None:  # kept as its text, cut to the packed rows: header + one per row
+        check_ferplus_matches(dataset, load_ferplus(ferplus))
+        lines = Path(ferplus).read_bytes().splitlines(keepends=True)
         stored["ferplus"] = np.frombuffer(b"".join(lines[:rows + 1]), dtype=np.uint8)
     buffer = io.BytesIO()
     np.savez(buffer, **stored)

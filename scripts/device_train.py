@@ -34,9 +34,9 @@ import tarfile
 import time
 from pathlib import Path
 
-import yaml
 from device_data import unpack  # beside this file: run as a script from scripts/
 
+from fercnn.config import load_config
 from fercnn.errors import FercnnError
 
 MAX_MODELS = 7  # the tool brings back 8 files: the models and the archive
@@ -54,8 +54,8 @@ def train_command(config: str, seed: str | None, out: Path, data: Path, device: 
                   resume: bool, extra: list[str]) -> list[str]:
     command = [sys.executable, "-m", "fercnn", "train", "--config", config, "--out", str(out),
                "--data", str(data), "--device", device, *extra]
-    settings = yaml.safe_load(Path(config).read_text()) or {}
-    if settings.get("ferplus") or settings.get("crowd_votes"):  # the packed FER+ rows
+    settings = load_config(config)
+    if settings.ferplus or settings.crowd_votes:  # the packed FER+ rows
         command += ["--ferplus", str(data.parent / "fer2013new.csv")]
     if seed:
         command += ["--seed", seed]

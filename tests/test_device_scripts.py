@@ -23,6 +23,7 @@ from fercnn.evaluate import evaluate
 from fercnn.recognize import Recognizer
 
 from .conftest import REPO, assert_one_line_error, csv_text, make_rows, run_cli
+from .test_train import write_ferplus_votes
 
 sys.path.insert(0, str(REPO / "scripts"))
 import device_data  # noqa: E402
@@ -42,12 +43,7 @@ def test_residuals_invert_exactly():
 
 @pytest.fixture
 def packed(tmp_path, synthetic_csv, synthetic_rows):
-    ferplus = tmp_path / "votes.csv"
-    lines = ["Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,"
-             "contempt,unknown,NF"]
-    lines += [f"{usage},fer{i:07d}.png,{','.join(['1'] * 10)}"
-              for i, (_, _, usage) in enumerate(synthetic_rows)]
-    ferplus.write_text("\n".join(lines) + "\n")
+    ferplus = write_ferplus_votes(tmp_path / "votes.csv", synthetic_rows)
     out = tmp_path / "pack.xz"
     summary = device_data.pack(str(synthetic_csv), out, str(ferplus))
     assert summary["rows"] == 175  # Training 140 + PublicTest 35; PrivateTest stays here
@@ -98,7 +94,7 @@ def test_pack_mistakes_are_one_line(tmp_path, synthetic_csv):
     shuffled.write_text(csv_text(make_rows({"Training": 14, "PrivateTest": 7, "PublicTest": 7})))
     assert_one_line_error(pack_cli(shuffled, tmp_path / "p.xz"), "must precede PrivateTest")
     assert_one_line_error(pack_cli(synthetic_csv, tmp_path / "p.xz", "--ferplus",
-                                   tmp_path / "missing.csv"), "missing.csv: cannot read")
+                                   tmp_path / "missing.csv"), "missing.csv: no such file")
     assert_one_line_error(pack_cli(tmp_path / "none.csv", tmp_path / "p.xz"), "none.csv")
 
 

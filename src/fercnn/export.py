@@ -101,18 +101,19 @@ def _finish(fp32: Path, out: Path, metadata: dict, int8: bool, data: str | None,
             val_fraction: float, calibration_images: int) -> None:
     """From an fp32 graph to ``out``: int8 when asked, the metadata inside, and the
     PrivateTest accuracy of this very file (not of the torch model) when data is at hand."""
-    model_path = fp32.with_name("model.onnx")
-    if int8:
-        if data is None:
-            raise FercnnError("--int8 needs training images to calibrate: pass --data")
-        from .data import load_dataset
+    from .data import load_dataset
 
-        train = load_dataset(data, val_fraction=val_fraction).split("Training")
-        _quantize_int8(fp32, model_path, train.images[:calibration_images])
+    model_path = fp32.with_name("model.onnx")
+    dataset = load_dataset(data, val_fraction=val_fraction) if data is not None else None
+    if int8:
+        if dataset is None:
+            raise FercnnError("--int8 needs training images to calibrate: pass --data")
+        _quantize_int8(fp32, model_path, dataset.split("Training").images[:calibration_images])
     else:
         fp32.rename(model_path)
     _write_metadata(model_path, metadata)
-    if data is not None and _has_private_test(data, val_fraction):
+    # data packed without PrivateTest (scripts/device_data.py): scored where that split is
+    if dataset is not None and dataset.split_mask("PrivateTest").any():
         from .evaluate import evaluate
 
         metadata["private_test_accuracy"] = round(evaluate([model_path], data)["accuracy"], 4)
@@ -121,14 +122,6 @@ def _finish(fp32: Path, out: Path, metadata: dict, int8: bool, data: str | None,
     staged = out.with_name(out.name + ".tmp")  # same folder as out: the rename is atomic
     shutil.copyfile(model_path, staged)
     os.replace(staged, out)
-
-
-def _has_private_test(data: str, val_fraction: float) -> bool:
-    """False for data packed without PrivateTest (scripts/device_data.py): the file is then
-    scored where that split is, and its accuracy stays unset."""
-    from .data import load_dataset
-
-    return bool(load_dataset(data, val_fraction=val_fraction).split_mask("PrivateTest").any())
 
 
 def _write_metadata(path: Path, metadata: dict) -> None:
