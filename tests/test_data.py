@@ -256,7 +256,11 @@ TEST_FOLDERS = {"angry": 3, "happy": 4, "NEUTRAL": 5}
 def write_face(path: Path, serial: int, rng: np.random.Generator) -> np.ndarray | None:
     """Write one image of a kind chosen by ``serial``; return its 48x48 form when that is known
     exactly."""
-    kind = serial % 3
+    kind = serial % 4
+    if kind == 3:  # 16-bit gray PNG: scaled to 8 bits exactly, not clipped to white
+        image = rng.integers(0, 256, (48, 48), dtype=np.uint8)
+        assert cv2.imwrite(str(path.with_suffix(".png")), image.astype(np.uint16) * 257)
+        return image
     if kind == 0:  # 48x48 gray PNG: lossless, so it must come back unchanged
         image = rng.integers(0, 256, (48, 48), dtype=np.uint8)
         assert cv2.imwrite(str(path.with_suffix(".png")), image)

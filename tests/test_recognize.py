@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from fercnn.checkpoint import load_checkpoint, model_from_checkpoint
-from fercnn.recognize import Recognizer
+from fercnn.faces import to_gray
+from fercnn.recognize import Recognizer, load_image
 
 from .conftest import assert_one_line_error, csv_text, make_rows, run_cli, run_cli_without
 
@@ -214,6 +215,29 @@ def test_recognizer_accepts_paths_arrays_and_pil(exported, tmp_path):
         assert faces[0].probabilities == pytest.approx(first, abs=1e-6)
 
 
+def test_deep_gray_images_are_scaled_not_clipped(exported, tmp_path):
+    """16-bit gray PNGs, float and 32-bit TIFFs and uint16 arrays: Pillow's and a plain cast's
+    conversion to 8 bits clip them (the portrait turned white, no face found)."""
+    from PIL import Image
+
+    from fercnn.recognize import DEMO_PHOTO
+
+    gray = cv2.cvtColor(cv2.imread(str(DEMO_PHOTO)), cv2.COLOR_BGR2GRAY)
+    deep = gray.astype(np.uint16) * 257
+    cv2.imwrite(str(tmp_path / "16.png"), deep)
+    Image.fromarray(gray.astype(np.float32) / 255).save(tmp_path / "float.tiff")
+    Image.fromarray(deep.astype(np.int32)).save(tmp_path / "int32.tiff")
+    recognizer = Recognizer(exported["fp32"])
+    expected = recognizer.predict(gray)
+    assert len(expected) == 1
+    for image in (tmp_path / "16.png", tmp_path / "float.tiff", tmp_path / "int32.tiff", deep,
+                  cv2.cvtColor(deep, cv2.COLOR_GRAY2BGR)):
+        assert np.array_equal(to_gray(load_image(image)), gray), image
+        faces = recognizer.predict(image)
+        assert [f.box for f in faces] == [f.box for f in expected], image
+        assert faces[0].probabilities == pytest.approx(expected[0].probabilities, abs=1e-6)
+
+
 def test_given_boxes_and_no_face(exported):
     recognizer = Recognizer(exported["fp32"])
     image = np.full((200, 300), 128, np.uint8)  # flat gray: nothing to detect
@@ -243,6 +267,26 @@ def test_predict_command_reports_each_problem_and_goes_on(exported, tmp_path):
     assert any("no images" in e for e in errors)
 
 
+def test_annotated_copies_keep_subfolders_and_never_overwrite(exported, tmp_path):
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    rng = np.random.default_rng(5)
+    names = ["a/x.png", "b/x.png", "x.png", "x.jpg", "x-png.bmp", "anim.gif"]
+    for name in names:
+        (photos / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (48, 48)).astype(np.uint8)).save(photos / name)
+    out = photos / "annotated"  # inside the input folder: a second run must not read it
+    for _ in range(2):
+        result = run_cli("predict", photos, "--out", out, "--no-detect", "--json", "--model",
+                         exported["fp32"])
+        assert result.returncode == 0, result.stderr
+        assert len(json.loads(result.stdout)) == len(names)
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*.png"))
+    assert len(written) == len(names)  # one copy each: x.jpg, x.png and x-png.bmp all kept
+    assert {"a/x-emotions.png", "b/x-emotions.png", "anim-emotions.png"} <= set(written)
+
+
 def test_recognition_works_without_torch(exported, tmp_path):
     """Block torch in a fresh interpreter: import fercnn and predict must still work."""
     face = tmp_path / "face.png"
@@ -268,7 +312,8 @@ def test_photo_detection_annotation_and_demo(exported, tmp_path):
     assert annotated.shape == (512, 512, 3)
     assert not np.array_equal(annotated, cv2.imread(str(DEMO_PHOTO)))
     too_big = run_cli("predict", DEMO_PHOTO, "--min-face", "600", "--model", exported["fp32"])
-    assert too_big.returncode == 0 and "no face found" in too_big.stdout
+    assert_one_line_error(too_big, "astronaut.png: no face found")
+    assert too_big.stdout == ""
     bad = run_cli("predict", DEMO_PHOTO, "--min-face", "0", "--model", exported["fp32"])
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
     assert "--min-face" in bad.stderr and "Traceback" not in bad.stderr
@@ -321,6 +366,16 @@ def test_video_gives_csv_rows_annotated_video_and_timeline(exported, tmp_path):
     every = run_cli("video", video, "--every", 5, "--csv", tmp_path / "five.csv", "--model",
                     exported["fp32"])
     assert every.returncode == 0 and "6 analysed" in every.stdout
+    blank = tmp_path / "blank.mp4"
+    writer = cv2.VideoWriter(str(blank), cv2.VideoWriter_fourcc(*"mp4v"), 10, (160, 120))
+    for _ in range(5):
+        writer.write(np.full((120, 160, 3), 90, np.uint8))
+    writer.release()
+    nobody = run_cli("video", blank, "--csv", tmp_path / "blank.csv", "--model",
+                     exported["fp32"])
+    assert_one_line_error(nobody, "blank.mp4: no face found in any of the 5 frames analysed")
+    assert "5 frames read" in nobody.stdout  # the summary and the files are still written
+    assert (tmp_path / "blank.csv").read_text().startswith("frame,time,face")
 
 
 def test_bad_video_input_is_one_line(exported, tmp_path):

@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from .errors import FercnnError
 
@@ -91,8 +92,6 @@ def _config_with_overrides(args: argparse.Namespace):
 
 @command
 def cmd_train(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from .train import train
 
     config = _config_with_overrides(args)
@@ -157,38 +156,56 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _image_files(paths: list[str]) -> tuple[list, list[str]]:
-    """Image files from files and folders (recursively), and one message per bad path."""
-    from pathlib import Path
+def _image_files(paths: list[str], skip: str | None = None) -> tuple[list, list[str]]:
+    """(image file, its name for outputs) from files and folders (recursively), and one message
+    per bad path. A file found in a folder keeps its path below that folder as its name, so
+    ``a/x.jpg`` and ``b/x.jpg`` do not share one annotated copy; files under ``skip`` (the
+    output folder) are left out, so a second run does not read the first one's copies."""
 
     from .data.folders import IMAGE_SUFFIXES
 
+    skipped = Path(skip).resolve() if skip else None
     files, problems = [], []
     for name in paths:
         path = Path(name)
         if path.is_dir():
             found = sorted(p for p in path.rglob("*")
-                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                           and not (skipped and p.resolve().is_relative_to(skipped)))
             if not found:
                 problems.append(f"{path}: no images in this folder")
-            files += found
+            files += [(p, p.relative_to(path)) for p in found]
         elif path.is_file():
-            files.append(path)
+            files.append((path, Path(path.name)))
         else:
             problems.append(f"{path}: no such file or folder")
     return files, problems
 
 
-def _write_annotated(image, faces, name, out_dir) -> str:
-    """An annotated copy of ``image`` (a loaded array) as ``out_dir/<name>-emotions.png``."""
-    from pathlib import Path
+def _annotated_names(names: list) -> list:
+    """``<name>-emotions.png`` for each output name, its folders kept; where two would still
+    be one file (``x.jpg`` and ``x.png``), the later ones keep their suffix (``x-png-...``)."""
+    targets, taken = [], set()
+    for name in names:
+        target = name.with_name(f"{name.stem}-emotions.png")
+        if target in taken:
+            target = name.with_name(f"{name.stem}-{name.suffix[1:]}-emotions.png")
+        count = 2
+        while target in taken:
+            target, count = name.with_name(f"{name.stem}-{count}-emotions.png"), count + 1
+        taken.add(target)
+        targets.append(target)
+    return targets
+
+
+def _write_annotated(image, faces, target) -> str:
+    """An annotated copy of ``image`` (a loaded array) written to ``target``."""
 
     import cv2
 
     from .annotate import annotate
 
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    target = Path(out_dir) / f"{Path(name).stem}-emotions.png"
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(target), annotate(image, faces)):
         raise FercnnError(f"{target}: cannot write image")
     return str(target)
@@ -214,11 +231,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .recognize import load_image
 
     recognizer = _recognizer(args)
-    files, problems = _image_files(args.paths)
+    files, problems = _image_files(args.paths, skip=args.out)
     for problem in problems:
         print(f"fercnn: error: {problem}", file=sys.stderr)
+    targets = _annotated_names([name for _, name in files])
     report = []
-    for path in files:
+    for (path, _), target in zip(files, targets, strict=True):
         try:
             image = load_image(path)
             faces = recognizer.predict(image, detect=not args.no_detect)
@@ -228,10 +246,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
             continue
         report.append({"image": str(path), "faces": [f.to_dict() for f in faces]})
         if args.out:
-            _write_annotated(image, faces, path, args.out)
+            _write_annotated(image, faces, Path(args.out) / target)
+        if not faces:  # still in the JSON report, with no faces; an error all the same
+            problems.append(f"{path}: no face found")
+            print(f"fercnn: error: {path}: no face found", file=sys.stderr)
         if not args.json:
-            if not faces:
-                print(f"{path}: no face found")
             for i, face in enumerate(faces):
                 print(f"{path}  face {i + 1} at {tuple(face.box)}: {_describe(face)}")
     if args.json:
@@ -241,8 +260,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 @command
 def cmd_video(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from .video import process_video
 
     if (args.input is None) == (args.camera is None):
@@ -261,6 +278,10 @@ def cmd_video(args: argparse.Namespace) -> int:
                         ("timeline", timeline)):
         if value:
             print(f"{name}: {value}")
+    if not summary["faces"]:
+        source = args.input if args.camera is None else f"camera {args.camera}"
+        raise FercnnError(f"{source}: no face found in any of the {summary['analysed']} "
+                          "frames analysed")
     return 0
 
 
@@ -272,7 +293,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     faces = Recognizer(args.model).predict(photo)
     if not faces:
         raise FercnnError(f"{DEMO_PHOTO}: no face found")
-    written = _write_annotated(photo, faces, DEMO_PHOTO, args.out)
+    written = _write_annotated(photo, faces, Path(args.out) / f"{DEMO_PHOTO.stem}-emotions.png")
     for face in faces:
         print(f"face at {tuple(face.box)}: {_describe(face)}")
     print(f"annotated photo: {written}  (NASA portrait of astronaut Eileen Collins, "
@@ -301,7 +322,9 @@ def _add_min_face(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="fercnn", description=__doc__.split("\n")[0])
+    parser = OneLineParser(prog="fercnn", description=(
+        "Facial expression recognition: train and compare networks on FER-2013, and name "
+        "the emotions of the faces in photos, folders, videos or a camera."))
     from . import __version__
 
     parser.add_argument("--version", action="version", version=f"fercnn {__version__}")

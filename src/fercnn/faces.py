@@ -67,7 +67,10 @@ class HaarDetector:
 
 
 def to_gray(image: np.ndarray, order: str = "bgr") -> np.ndarray:
-    """uint8 gray from a gray, BGR(A) or RGB(A) array (``order`` says which for colour)."""
+    """uint8 gray from a gray, BGR(A) or RGB(A) array (``order`` says which for colour).
+
+    uint16 arrays are read as 16-bit images (0-65535), floats up to 1 as 0-1, any other type
+    as 0-255 values."""
     if image.ndim == 2:
         gray = image
     elif image.ndim == 3 and image.shape[2] in (3, 4):
@@ -78,11 +81,35 @@ def to_gray(image: np.ndarray, order: str = "bgr") -> np.ndarray:
         gray = image[:, :, 0]
     else:
         raise FercnnError(f"expected a gray, BGR or RGB image array, got shape {image.shape}")
-    if gray.dtype != np.uint8:
-        if np.issubdtype(gray.dtype, np.floating) and gray.max(initial=0) <= 1.0:
-            gray = gray * 255
+    if gray.dtype == np.uint16:  # 16-bit images, as cv2.imread(..., IMREAD_UNCHANGED) gives
+        gray = np.rint(gray * (255 / 65535)).astype(np.uint8)
+    elif gray.dtype != np.uint8:
+        if np.issubdtype(gray.dtype, np.floating):  # rounded: 0.5019608 * 255 is 128, not 127
+            gray = np.rint(gray * 255 if gray.max(initial=0) <= 1.0 else gray)
         gray = np.clip(gray, 0, 255).astype(np.uint8)
     return np.ascontiguousarray(gray)
+
+
+def is_deep_gray(image) -> bool:
+    """A Pillow image of gray values deeper than 8 bits (modes ``I;16*``, ``I``, ``F``)."""
+    return image.mode.startswith("I") or image.mode == "F"
+
+
+def pil_gray(image) -> np.ndarray:
+    """uint8 gray from a Pillow image of any mode. 16-bit gray PNGs and TIFFs, 32-bit integer
+    and float TIFFs are scaled here: Pillow's own ``convert("L")`` clips them (a 16-bit
+    portrait turns white). 32-bit integers count as 16-bit values when they exceed 255 and
+    fit (16-bit PNGs open as ``I`` in some Pillow versions), else as 0-255."""
+    if not is_deep_gray(image):
+        return np.asarray(image.convert("L"))
+    values = np.asarray(image)
+    if image.mode == "I":
+        low, high = values.min(initial=0), values.max(initial=0)
+        values = values.astype(np.uint16) if 0 <= low and 255 < high <= 65535 else \
+            np.clip(values, 0, 255).astype(np.uint8)
+    elif image.mode.startswith("I;16"):
+        values = values.astype(np.uint16)
+    return to_gray(values)
 
 
 def crop_face(gray: np.ndarray, box: Box, margin: float = 0.1) -> np.ndarray:

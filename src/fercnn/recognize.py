@@ -10,10 +10,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from .errors import FercnnError
-from .faces import Box, Face, FaceDetector, HaarDetector, crop_face, to_gray
+from .faces import Box, Face, FaceDetector, HaarDetector, crop_face, is_deep_gray, pil_gray, to_gray
 from .labels import EMOTIONS, IMAGE_SIZE
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -37,10 +38,12 @@ class FaceResult:
 
 
 def load_image(image, color: str = "bgr") -> np.ndarray:
-    """An image as a uint8 array: a path (any format OpenCV or Pillow reads), a numpy array
-    (2-D gray, or 3-channel in ``color`` order, BGR by default as OpenCV gives) or a PIL image.
+    """An image as a uint8 array: a path (any format Pillow reads), a numpy array (2-D gray, or
+    3-channel in ``color`` order, BGR by default as OpenCV gives) or a PIL image.
 
     Colour is kept (BGR) so callers can draw on it; :func:`to_gray` makes the model's input.
+    16-bit gray files (PNG, TIFF) and float TIFFs are scaled to 8 bits here: Pillow's own
+    conversion clips them, and a 16-bit portrait would turn white.
     """
     if isinstance(image, (str, Path)):
         from PIL import Image, ImageOps
@@ -50,17 +53,22 @@ def load_image(image, color: str = "bgr") -> np.ndarray:
             raise FercnnError(f"{path}: no such file")
         try:
             with Image.open(path) as opened:
-                rgb = np.asarray(ImageOps.exif_transpose(opened).convert("RGB"))
+                return _pil_to_bgr(ImageOps.exif_transpose(opened))
         except (OSError, ValueError, Image.DecompressionBombError) as e:
             raise FercnnError(f"{path}: not a readable image ({e})") from None
-        return np.ascontiguousarray(rgb[:, :, ::-1])
     if isinstance(image, np.ndarray):
         if image.ndim == 3 and image.shape[2] in (3, 4) and color == "rgb":
             image = np.ascontiguousarray(image[:, :, 2::-1])
         return image
     if hasattr(image, "convert"):  # a PIL image
-        return np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
+        return _pil_to_bgr(image)
     raise FercnnError(f"cannot read an image from {type(image).__name__}")
+
+
+def _pil_to_bgr(image) -> np.ndarray:
+    if is_deep_gray(image):
+        return cv2.cvtColor(pil_gray(image), cv2.COLOR_GRAY2BGR)
+    return np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
 
 
 class Recognizer:

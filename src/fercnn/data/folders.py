@@ -15,11 +15,13 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from ..errors import FercnnError
+from ..faces import pil_gray
 from ..labels import EMOTIONS, IMAGE_SIZE, SPLITS
 from . import cache
 from .dataset import FerDataset
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".jfif", ".bmp", ".gif", ".pgm", ".ppm", ".pnm",
+                  ".tif", ".tiff", ".webp"}
 TRAIN_NAMES = ("train", "training")
 VAL_NAMES = ("val", "valid", "validation", "publictest")
 TEST_NAMES = ("test", "privatetest")
@@ -66,7 +68,7 @@ def read_face(path: Path) -> np.ndarray:
     """
     try:
         with Image.open(path) as opened:
-            image = np.asarray(ImageOps.exif_transpose(opened).convert("L"))
+            image = pil_gray(ImageOps.exif_transpose(opened))
     except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise FercnnError(f"{path}: cannot read image ({e})") from None
     if image.shape != (IMAGE_SIZE, IMAGE_SIZE):
