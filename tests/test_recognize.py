@@ -386,6 +386,19 @@ def test_bad_video_input_is_one_line(exported, tmp_path):
     assert_one_line_error(run_cli("video", corrupt, "--model", exported["fp32"]), "corrupt.mp4")
     assert_one_line_error(run_cli("video", tmp_path / "none.mp4", "--model", exported["fp32"]),
                           "none.mp4")
+    # no such camera: OpenCV's own warnings stay quiet
+    assert_one_line_error(run_cli("video", "--camera", "57", "--model", exported["fp32"]),
+                          "camera 57: cannot open")
+    video = tmp_path / "clip.mp4"
+    make_video(video, frames=2)
+    assert_one_line_error(run_cli("video", video, "--csv", tmp_path, "--model",
+                                  exported["fp32"]), "cannot write here")
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")  # a folder the annotated copies cannot go into: one line too
+    from fercnn.recognize import DEMO_PHOTO
+
+    assert_one_line_error(run_cli("predict", DEMO_PHOTO, "--no-detect", "--out", a_file / "sub",
+                                  "--model", exported["fp32"]), "a-file")
 
 
 def test_evaluate_an_exported_model_matches_its_metadata(exported):

@@ -432,3 +432,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as e:  # a path the user gave that cannot be read or written
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"fercnn: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2

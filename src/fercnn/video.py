@@ -21,7 +21,13 @@ CSV_FIELDS = ("frame", "time", "face", "x", "y", "w", "h", "emotion", *EMOTIONS)
 def open_capture(source: str | int) -> cv2.VideoCapture:
     # FFmpeg would print its own complaints ("moov atom not found") beside our one-line error.
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-    capture = cv2.VideoCapture(source)
+    # and OpenCV its warnings ("can't open camera by index") for a camera that is not there
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    try:
+        capture = cv2.VideoCapture(source)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
     if not capture.isOpened():
         what = f"camera {source}" if isinstance(source, int) else str(source)
         if not isinstance(source, int) and not Path(source).exists():
@@ -39,6 +45,9 @@ def process_video(recognizer, source: str | int, out: str | Path | None = None,
     """
     if every < 1:
         raise FercnnError("--every must be at least 1")
+    for path in (out, csv_path, timeline):
+        if path is not None:
+            _check_writable(path)
     capture = open_capture(source)
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
     writer, rows, faces = None, [], []
@@ -76,6 +85,16 @@ def process_video(recognizer, source: str | int, out: str | Path | None = None,
         draw_timeline(rows, timeline)
     return {"frames": frames, "analysed": analysed, "faces": len(rows), "fps": fps,
             "emotions": dict(Counter(r["emotion"] for r in rows).most_common())}
+
+
+def _check_writable(path: str | Path) -> None:
+    """Fail before the video is read, not after minutes of it: the folder is made here."""
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise FercnnError(f"{path}: cannot write here ({e.strerror})") from None
+    if Path(path).is_dir() or not os.access(Path(path).parent, os.W_OK):
+        raise FercnnError(f"{path}: cannot write here")
 
 
 def _writer(out: str | Path, fps: float, shape: tuple) -> cv2.VideoWriter:
