@@ -13,7 +13,10 @@ then, as the device command (carry ``.device``):
         configs/resnet18.yaml configs/vgg-ema.yaml configs/resnet18.yaml:2
 
 Each ``CONFIG[:SEED]`` trains in its own process; at 48x48 one run leaves an H200 mostly idle, so
-they share it. A run still going ``--minutes`` after the command started is stopped: exporting
+they share it. Each is given the time left as ``fercnn train --minutes``: after its first epoch
+it keeps as many of its config's epochs as fit, its schedule fitted to them, and its
+``config.yaml`` (in ``runs.tar.gz``) records how many, to reproduce it. A run still going
+``--minutes`` after the command started is stopped all the same: exporting
 then takes about a minute more (a resnet18's int8 export took 35 s on 2 cores here), so
 ``--minutes 7`` fits a 9.5-minute call. Its atomic checkpoints stay in the
 work folder, and the same command on the still-warm machine resumes it (``--resume``). Then
@@ -53,9 +56,9 @@ def run_name(spec: str) -> tuple[str, str, str | None]:
 
 
 def train_command(config: str, seed: str | None, out: Path, data: Path, device: str,
-                  resume: bool, extra: list[str]) -> list[str]:
+                  resume: bool, extra: list[str], minutes: float) -> list[str]:
     command = [sys.executable, "-m", "fercnn", "train", "--config", config, "--out", str(out),
-               "--data", str(data), "--device", device, *extra]
+               "--data", str(data), "--device", device, "--minutes", f"{minutes:.2f}", *extra]
     settings = load_config(config)
     if settings.ferplus or settings.crowd_votes:  # the packed FER+ rows
         command += ["--ferplus", str(data.parent / "fer2013new.csv")]
@@ -103,10 +106,13 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     args.out.mkdir(parents=True, exist_ok=True)
     processes = {}
+    # each run fits its schedule to the time left (fercnn train --minutes), a little short of
+    # the deadline, so that it ends annealed instead of being stopped mid-schedule
+    left = max(args.minutes - (time.monotonic() - started) / 60 - 0.25, 0.1)
     for name, config, seed in runs:
         out = args.work / "runs" / name
         command = train_command(config, seed, out, data, args.device,
-                                (out / "last.pt").exists(), args.train_args.split())
+                                (out / "last.pt").exists(), args.train_args.split(), left)
         out.mkdir(parents=True, exist_ok=True)
         with open(out / "train.log", "a") as log:
             processes[name] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)

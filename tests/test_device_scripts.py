@@ -110,6 +110,8 @@ def test_device_train_rehearsal_on_cpu(packed, tmp_path, synthetic_csv):
     with tarfile.open(out / "runs.tar.gz") as tar:
         summary = json.load(tar.extractfile("summary.json"))
         names = set(tar.getnames())
+        log = tar.extractfile("seed-shallow-seed3/train.log").read().decode()
+    assert "1 of 1 epochs fit" in log  # each run was given the time left as --minutes
     run = summary["seed-shallow-seed3"]
     assert run["finished"] and run["exported"] and run["epochs_run"] == 1
     assert {"seed-shallow-seed3/history.csv", "seed-shallow-seed3/train.log"} <= names

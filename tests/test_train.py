@@ -139,6 +139,62 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path, tr
         assert torch.equal(value, b["model"][key]), key
 
 
+def test_plan_epochs_fits_the_budget_and_never_exceeds_the_config():
+    from fercnn.train import plan_epochs
+
+    assert plan_epochs(10, spent=60, epoch_seconds=30, epochs=100) == 19  # 1 + 540 s / 30 s
+    assert plan_epochs(10, spent=60, epoch_seconds=30, epochs=12) == 12
+    assert plan_epochs(0.5, spent=60, epoch_seconds=30, epochs=100) == 1  # over budget already
+
+
+def test_a_minutes_budget_fits_the_schedule_and_resumes_on_its_plan(tmp_path, train_csv,
+                                                                    monkeypatch):
+    """The plan (3 of 6 epochs, forced here: real ones depend on the clock) refits the cosine
+    to end at zero, is recorded in config.yaml, and a run killed after epoch 2 resumes on it,
+    without --minutes, to exactly the uninterrupted run."""
+    from fercnn import plots, train
+    from fercnn.config import load_config
+
+    config = load_config(write_config(tmp_path, epochs=6, extra=(
+        f"data: {train_csv}\nscheduler: cosine\nwarmup_epochs: 2\nprecision: fp32\n"
+        "optimizer: sgd\nlr: 0.05\nhflip: true\n")))
+    monkeypatch.setattr(train, "plan_epochs", lambda minutes, spent, seconds, epochs: 3)
+    straight = tmp_path / "straight"
+    metrics = train.train(config, straight, minutes=1.0)
+    assert metrics["epochs_run"] == 3 and metrics["budget_minutes"] == 1.0
+    saved = load_config(straight / "config.yaml")
+    assert (saved.epochs, saved.warmup_epochs) == (3, 2)
+    last = load_checkpoint(straight / "last.pt")
+    assert last["optimizer"]["param_groups"][0]["lr"] < 1e-9  # annealed to zero at the end
+    assert [float(r["lr"]) for r in history_rows(straight)][:2] == pytest.approx(
+        [0.05 / 2 / 19, 0.05 * 20 / 38])  # the warm-up, 19 steps an epoch (600 / 32)
+
+    calls = []
+
+    def killed_after_epoch_2(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(plots, "learning_curves", killed_after_epoch_2)
+    killed = tmp_path / "killed"
+    with pytest.raises(KeyboardInterrupt):
+        train.train(config, killed, minutes=1.0)
+    monkeypatch.undo()
+    assert load_checkpoint(killed / "last.pt")["epoch"] == 2
+    train.train(config, killed, resume=True)  # the config's 6 epochs: the plan's 3 win
+    assert _comparable(history_rows(killed)) == _comparable(history_rows(straight))
+    for key, value in last["model"].items():
+        assert torch.equal(value, load_checkpoint(killed / "last.pt")["model"][key]), key
+
+
+def test_minutes_must_be_positive(tmp_path, train_csv):
+    config = write_config(tmp_path, epochs=1)
+    result = run_cli("train", "--config", config, "--data", train_csv, "--minutes", "0")
+    assert result.returncode == 2 and "--minutes" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_a_save_that_dies_midway_leaves_the_old_checkpoint(tmp_path, monkeypatch):
     path = tmp_path / "best.pt"
     save_atomic({"epoch": 1, "weights": torch.ones(1000)}, path)

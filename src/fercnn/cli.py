@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -96,7 +97,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     config = _config_with_overrides(args)
     out = Path(args.out) if args.out else Path("runs") / config.name
-    metrics = train(config, out, resume=args.resume)
+    metrics = train(config, out, resume=args.resume, minutes=args.minutes)
     print(f"best validation accuracy {metrics['best_val_acc']:.4f} at epoch "
           f"{metrics['best_epoch']}; run folder {out}")
     return 0
@@ -315,6 +316,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value > 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+    return value
+
+
 def _add_min_face(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-face", type=_positive_int, metavar="PX",
                    help="smallest face searched for, in pixels of the photo scaled to at most "
@@ -354,6 +365,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ferplus", metavar="CSV",
                    help="FER+ votes file (default: the config's ferplus or crowd_votes)")
     p.add_argument("--epochs", type=int)
+    p.add_argument("--minutes", type=_positive_float, metavar="M",
+                   help="a time budget: after the first epoch, as many of the config's epochs "
+                        "as fit in M minutes (data loading counted), the learning-rate "
+                        "schedule fitted to them; the run's config.yaml records how many")
     p.add_argument("--limit", type=int, metavar="N", help="train on the first N images")
     p.add_argument("--out", metavar="DIR", help="run folder (default runs/<config name>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")

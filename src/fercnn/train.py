@@ -91,16 +91,53 @@ def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, steps_
             optimizer, mode="min", factor=config.plateau_factor,
             patience=config.plateau_patience)
     if config.scheduler == "cosine":
-        total = config.epochs * steps_per_epoch
-        warmup = config.warmup_epochs * steps_per_epoch
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
-
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine(
+            config.epochs * steps_per_epoch, config.warmup_epochs * steps_per_epoch))
     return None
+
+
+@dataclass
+class WarmupCosine:
+    """The learning-rate factor at a step: linear warm-up, then a cosine to zero at ``total``.
+
+    An object, not a closure, so that a ``--minutes`` budget can shorten the schedule after the
+    first epoch, and the scheduler's state (which keeps an object's fields) remembers that.
+    """
+
+    total: int
+    warmup: int
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return (step + 1) / self.warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - self.warmup)
+                                   / max(1, self.total - self.warmup)))
+
+
+def plan_epochs(minutes: float, spent: float, epoch_seconds: float, epochs: int) -> int:
+    """How many epochs fit in ``minutes``, ``spent`` seconds of them gone with the first epoch,
+    which took ``epoch_seconds`` (a first epoch runs slower than the rest, so this errs short);
+    never more than the config's ``epochs``, never fewer than the one already done."""
+    left = minutes * 60 - spent
+    return max(1, min(epochs, 1 + int(left // max(epoch_seconds, 1e-9))))
+
+
+def fit_to_budget(config: TrainConfig, epochs: int, scheduler, steps_per_epoch: int
+                  ) -> TrainConfig:
+    """``config`` shortened to ``epochs``, its cosine schedule refitted so that it still ends
+    at zero: a schedule cut at the deadline would leave the last weights at a high rate. The
+    warm-up shrinks only where it would not end before the last epoch."""
+    warmup = min(config.warmup_epochs, max(epochs - 1, 0))
+    planned = config_from_dict({**asdict(config), "epochs": epochs, "warmup_epochs": warmup},
+                               "the --minutes plan")
+    if isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
+        fn = scheduler.lr_lambdas[0]
+        fn.total, fn.warmup = epochs * steps_per_epoch, warmup * steps_per_epoch
+        step = scheduler.last_epoch  # the lr of the next step, as the scheduler would set it
+        for group, base in zip(scheduler.optimizer.param_groups, scheduler.base_lrs,
+                               strict=True):
+            group["lr"] = base * fn(step)
+    return planned
 
 
 def make_ema(config: TrainConfig, model: nn.Module) -> AveragedModel | None:
@@ -284,21 +321,27 @@ def crowd_targets(dataset: FerDataset, votes_path: str, weight: float) -> np.nda
     return np.where(voted, (1 - weight) * labels + weight * shares, labels)
 
 
-def train(config: TrainConfig, out: str | Path, resume: bool = False) -> dict:
+def train(config: TrainConfig, out: str | Path, resume: bool = False,
+          minutes: float | None = None) -> dict:
     """Train ``config`` into the run folder ``out``; returns the final metrics.
 
+    With ``minutes``, the first epoch's time decides how many of the config's epochs fit in
+    that budget (counted from here, data loading included), and the schedule is fitted to
+    them; the run folder's config.yaml records the result, so it reproduces without a budget.
     Under torchrun (``WORLD_SIZE`` > 1) this process is one rank of a data-parallel run.
     """
+    clock = time.perf_counter()
     out = Path(out)
     keep_freed_memory()
     ranks = init_ranks(config.device)
     try:
-        return _train(config, out, resume, ranks)
+        return _train(config, out, resume, ranks, minutes, clock)
     finally:
         close_ranks(ranks)
 
 
-def _train(config: TrainConfig, out: Path, resume: bool, ranks: Ranks) -> dict:
+def _train(config: TrainConfig, out: Path, resume: bool, ranks: Ranks,
+           minutes: float | None = None, clock: float = 0.0) -> dict:
     from .data import load_dataset
     from .plots import learning_curves
 
@@ -307,6 +350,10 @@ def _train(config: TrainConfig, out: Path, resume: bool, ranks: Ranks) -> dict:
     if resume and last_path.exists():
         checkpoint = load_checkpoint(last_path)
         saved = config_from_dict(checkpoint["config"], str(last_path))
+        budget = checkpoint.get("budget")
+        if budget:  # the plan made in the run's first epoch stands, with or without --minutes
+            config = config_from_dict({**asdict(config), "epochs": saved.epochs,
+                                       "warmup_epochs": saved.warmup_epochs}, str(last_path))
         if saved.digest() != config.digest():
             raise FercnnError(f"{out}: --resume with different settings than the run was "
                               "started with; use another --out")
@@ -355,7 +402,7 @@ def _train(config: TrainConfig, out: Path, resume: bool, ranks: Ranks) -> dict:
     steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
     scheduler = make_scheduler(config, optimizer, steps_per_epoch)
     history: list[dict] = []
-    best_acc, start_epoch, stale = -1.0, 0, 0
+    best_acc, start_epoch, stale, budget = -1.0, 0, 0, None
     if checkpoint is not None:
         model.load_state_dict(checkpoint["train_model"] if ema else checkpoint["model"])
         if ema is not None:
@@ -365,9 +412,13 @@ def _train(config: TrainConfig, out: Path, resume: bool, ranks: Ranks) -> dict:
             scheduler.load_state_dict(checkpoint["scheduler"])
         history, best_acc = checkpoint["history"], checkpoint["best_val_acc"]
         start_epoch, stale = checkpoint["epoch"], checkpoint["stale_epochs"]
+        budget = checkpoint.get("budget")
         set_rng_state(checkpoint["rng"])
         log(ranks, f"resuming {out} after epoch {start_epoch}")
 
+    if minutes and start_epoch > 0 and budget is None:
+        log(ranks, f"--minutes {minutes:g} ignored: a budget is planned in a run's first epoch, "
+            f"and this run keeps its {config.epochs} epochs")
     params = count_params(model)
     log(ranks, f"{config.name}: {config.model} ({params:,} params) on {device}, "
         f"{'bf16' if bf16 else 'fp32'}, {len(train_set)} train / {len(y_val)} val images"
@@ -385,6 +436,18 @@ def _train(config: TrainConfig, out: Path, resume: bool, ranks: Ranks) -> dict:
         val_loss, val_acc = validate(evaluated, x_val, y_val, bf16)
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             scheduler.step(val_loss)
+        if minutes and epoch == 0:
+            # every rank plans from the same (mean) times, so all stop at the same epoch
+            times = ranks.sum(torch.tensor([time.perf_counter() - started,
+                                            time.perf_counter() - clock], device=device))
+            times = times.cpu() / ranks.world
+            epochs = plan_epochs(minutes, float(times[1]), float(times[0]), config.epochs)
+            log(ranks, f"--minutes {minutes:g}: the first epoch took {float(times[0]):.0f} s, "
+                f"so {epochs} of {config.epochs} epochs fit; the schedule is fitted to them")
+            config = fit_to_budget(config, epochs, scheduler, steps_per_epoch)
+            budget = {"minutes": minutes, "epochs": epochs}
+            if ranks.main:
+                save_config(config, out / "config.yaml")
         row = {"epoch": epoch + 1, "train_loss": round(train_loss, 6),
                "train_acc": round(train_acc, 6), "val_loss": round(val_loss, 6),
                "val_acc": round(val_acc, 6), "lr": lr,
@@ -396,7 +459,7 @@ def _train(config: TrainConfig, out: Path, resume: bool, ranks: Ranks) -> dict:
                  "model": evaluated.state_dict(), "optimizer": optimizer.state_dict(),
                  "scheduler": scheduler.state_dict() if scheduler is not None else None,
                  "history": history, "best_val_acc": best_acc, "stale_epochs": stale,
-                 "rng": rng_state(), "params": params}
+                 "rng": rng_state(), "params": params, "budget": budget}
         if ema is not None:
             state.update(train_model=model.state_dict(), ema=ema.state_dict())
         if ranks.main:
@@ -412,6 +475,8 @@ def _train(config: TrainConfig, out: Path, resume: bool, ranks: Ranks) -> dict:
         if config.early_stopping_patience and stale >= config.early_stopping_patience:
             log(ranks, f"early stop: no val-accuracy gain in {stale} epochs")
             break
+        if epoch + 1 >= config.epochs:  # a --minutes plan may have shortened the run
+            break
 
     best_row = max(history, key=lambda r: r["val_acc"])
     metrics = {"name": config.name, "model": config.model, "config_digest": config.digest(),
@@ -419,7 +484,8 @@ def _train(config: TrainConfig, out: Path, resume: bool, ranks: Ranks) -> dict:
                "epochs_run": len(history), "best_epoch": best_row["epoch"],
                "best_val_acc": best_row["val_acc"], "precision": "bf16" if bf16 else "fp32",
                "device": str(device), "ranks": ranks.world, "finished": True,
-               "epoch_seconds": round(sum(r["seconds"] for r in history) / len(history), 2)}
+               "epoch_seconds": round(sum(r["seconds"] for r in history) / len(history), 2),
+               **({"budget_minutes": budget["minutes"]} if budget else {})}
     if ranks.main:
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
