@@ -350,8 +350,7 @@ def _train(config: TrainConfig, out: Path, resume: bool, ranks: Ranks,
     if resume and last_path.exists():
         checkpoint = load_checkpoint(last_path)
         saved = config_from_dict(checkpoint["config"], str(last_path))
-        budget = checkpoint.get("budget")
-        if budget:  # the plan made in the run's first epoch stands, with or without --minutes
+        if checkpoint.get("budget"):  # the first epoch's plan stands, --minutes given or not
             config = config_from_dict({**asdict(config), "epochs": saved.epochs,
                                        "warmup_epochs": saved.warmup_epochs}, str(last_path))
         if saved.digest() != config.digest():
