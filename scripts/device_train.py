@@ -13,7 +13,7 @@ then, as the device command (carry ``.device``):
         configs/resnet18.yaml configs/vgg-ema.yaml configs/resnet18.yaml:2
 
 Each ``CONFIG[:SEED]`` trains in its own process; at 48x48 one run leaves an H200 mostly idle, so
-they share it. Each is given the time left as ``fercnn train --minutes``: after its first epoch
+they share it. Each is given the time left as ``fercnn train --minutes``: after its first epochs
 it keeps as many of its config's epochs as fit, its schedule fitted to them, and its
 ``config.yaml`` (in ``runs.tar.gz``) records how many, to reproduce it. A run still going
 ``--minutes`` after the command started is stopped all the same: exporting

@@ -145,20 +145,22 @@ def test_plan_epochs_fits_the_budget_and_never_exceeds_the_config():
     assert plan_epochs(10, spent=60, epoch_seconds=30, epochs=100) == 19  # 1 + 540 s / 30 s
     assert plan_epochs(10, spent=60, epoch_seconds=30, epochs=12) == 12
     assert plan_epochs(0.5, spent=60, epoch_seconds=30, epochs=100) == 1  # over budget already
+    assert plan_epochs(10, spent=80, epoch_seconds=20, epochs=100, done=2) == 28  # 2 + 520 / 20
+    assert plan_epochs(1, spent=80, epoch_seconds=20, epochs=100, done=2) == 2
 
 
 def test_a_minutes_budget_fits_the_schedule_and_resumes_on_its_plan(tmp_path, train_csv,
                                                                     monkeypatch):
-    """The plan (3 of 6 epochs, forced here: real ones depend on the clock) refits the cosine
-    to end at zero, is recorded in config.yaml, and a run killed after epoch 2 resumes on it,
-    without --minutes, to exactly the uninterrupted run."""
+    """The plan (3 of 6 epochs after epochs 1 and 2, forced here: real ones depend on the
+    clock) refits the cosine to end at zero, is recorded in config.yaml, and a run killed
+    after epoch 2 resumes on it, without --minutes, to exactly the uninterrupted run."""
     from fercnn import plots, train
     from fercnn.config import load_config
 
     config = load_config(write_config(tmp_path, epochs=6, extra=(
         f"data: {train_csv}\nscheduler: cosine\nwarmup_epochs: 2\nprecision: fp32\n"
         "optimizer: sgd\nlr: 0.05\nhflip: true\n")))
-    monkeypatch.setattr(train, "plan_epochs", lambda minutes, spent, seconds, epochs: 3)
+    monkeypatch.setattr(train, "plan_epochs", lambda minutes, spent, seconds, epochs, done: 3)
     straight = tmp_path / "straight"
     metrics = train.train(config, straight, minutes=1.0)
     assert metrics["epochs_run"] == 3 and metrics["budget_minutes"] == 1.0
@@ -186,6 +188,24 @@ def test_a_minutes_budget_fits_the_schedule_and_resumes_on_its_plan(tmp_path, tr
     assert _comparable(history_rows(killed)) == _comparable(history_rows(straight))
     for key, value in last["model"].items():
         assert torch.equal(value, load_checkpoint(killed / "last.pt")["model"][key]), key
+
+
+def test_the_second_epoch_replans_from_the_config_not_from_the_first_plan(
+        tmp_path, train_csv, monkeypatch):
+    """A first plan of 2 epochs shrinks the warm-up to 1; the second plan (4) restores it."""
+    from fercnn import train
+    from fercnn.config import load_config
+
+    config = load_config(write_config(tmp_path, epochs=6, extra=(
+        f"data: {train_csv}\nscheduler: cosine\nwarmup_epochs: 2\nprecision: fp32\n")))
+    plans = iter([2, 4])
+    monkeypatch.setattr(train, "plan_epochs", lambda *args, **kwargs: next(plans))
+    assert train.train(config, tmp_path / "run", minutes=1.0)["epochs_run"] == 4
+    saved = load_config(tmp_path / "run" / "config.yaml")
+    assert (saved.epochs, saved.warmup_epochs) == (4, 2)
+    last = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert last["budget"] == {"minutes": 1.0, "epochs": 4}
+    assert last["optimizer"]["param_groups"][0]["lr"] < 1e-9
 
 
 def test_minutes_must_be_positive(tmp_path, train_csv):

@@ -366,8 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="FER+ votes file (default: the config's ferplus or crowd_votes)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--minutes", type=_positive_float, metavar="M",
-                   help="a time budget: after the first epoch, as many of the config's epochs "
-                        "as fit in M minutes (data loading counted), the learning-rate "
+                   help="a time budget: after the first two epochs, as many of the config's "
+                        "epochs as fit in M minutes (data loading counted), the learning-rate "
                         "schedule fitted to them; the run's config.yaml records how many")
     p.add_argument("--limit", type=int, metavar="N", help="train on the first N images")
     p.add_argument("--out", metavar="DIR", help="run folder (default runs/<config name>)")

@@ -114,12 +114,13 @@ class WarmupCosine:
                                    / max(1, self.total - self.warmup)))
 
 
-def plan_epochs(minutes: float, spent: float, epoch_seconds: float, epochs: int) -> int:
-    """How many epochs fit in ``minutes``, ``spent`` seconds of them gone with the first epoch,
-    which took ``epoch_seconds`` (a first epoch runs slower than the rest, so this errs short);
-    never more than the config's ``epochs``, never fewer than the one already done."""
+def plan_epochs(minutes: float, spent: float, epoch_seconds: float, epochs: int,
+                done: int = 1) -> int:
+    """How many epochs fit in ``minutes``, ``spent`` seconds of them gone with the ``done``
+    epochs so far, the last of which took ``epoch_seconds``; never more than the config's
+    ``epochs``, never fewer than those done."""
     left = minutes * 60 - spent
-    return max(1, min(epochs, 1 + int(left // max(epoch_seconds, 1e-9))))
+    return max(done, min(epochs, done + int(left // max(epoch_seconds, 1e-9))))
 
 
 def fit_to_budget(config: TrainConfig, epochs: int, scheduler, steps_per_epoch: int
@@ -325,8 +326,8 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False,
           minutes: float | None = None) -> dict:
     """Train ``config`` into the run folder ``out``; returns the final metrics.
 
-    With ``minutes``, the first epoch's time decides how many of the config's epochs fit in
-    that budget (counted from here, data loading included), and the schedule is fitted to
+    With ``minutes``, the first two epochs' times decide how many of the config's epochs fit
+    in that budget (counted from here, data loading included), and the schedule is fitted to
     them; the run folder's config.yaml records the result, so it reproduces without a budget.
     Under torchrun (``WORLD_SIZE`` > 1) this process is one rank of a data-parallel run.
     """
@@ -350,7 +351,7 @@ def _train(config: TrainConfig, out: Path, resume: bool, ranks: Ranks,
     if resume and last_path.exists():
         checkpoint = load_checkpoint(last_path)
         saved = config_from_dict(checkpoint["config"], str(last_path))
-        if checkpoint.get("budget"):  # the first epoch's plan stands, --minutes given or not
+        if checkpoint.get("budget"):  # the run's plan stands, --minutes given or not
             config = config_from_dict({**asdict(config), "epochs": saved.epochs,
                                        "warmup_epochs": saved.warmup_epochs}, str(last_path))
         if saved.digest() != config.digest():
@@ -416,7 +417,7 @@ def _train(config: TrainConfig, out: Path, resume: bool, ranks: Ranks,
         log(ranks, f"resuming {out} after epoch {start_epoch}")
 
     if minutes and start_epoch > 0 and budget is None:
-        log(ranks, f"--minutes {minutes:g} ignored: a budget is planned in a run's first epoch, "
+        log(ranks, f"--minutes {minutes:g} ignored: a budget is planned in a run's first epochs, "
             f"and this run keeps its {config.epochs} epochs")
     params = count_params(model)
     log(ranks, f"{config.name}: {config.model} ({params:,} params) on {device}, "
@@ -424,6 +425,7 @@ def _train(config: TrainConfig, out: Path, resume: bool, ranks: Ranks,
         + (f", {ranks.world} ranks" if ranks.active else "")
         + (f", distilling from {len(config.teachers)} teacher(s)" if teachers else "")
         + (f", starting from {config.init}" if start is not None else ""))
+    unplanned = config  # a --minutes plan shortens the config from the first epochs on
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
         generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
@@ -435,15 +437,18 @@ def _train(config: TrainConfig, out: Path, resume: bool, ranks: Ranks,
         val_loss, val_acc = validate(evaluated, x_val, y_val, bf16)
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             scheduler.step(val_loss)
-        if minutes and epoch == 0:
-            # every rank plans from the same (mean) times, so all stop at the same epoch
+        if minutes and start_epoch == 0 and epoch < 2:
+            # planned after the first epoch, and again after the second, which runs at the
+            # pace of the rest (the first is slower: memory, kernels, caches); every rank
+            # plans from the same (mean) times, so all stop at the same epoch
             times = ranks.sum(torch.tensor([time.perf_counter() - started,
                                             time.perf_counter() - clock], device=device))
             times = times.cpu() / ranks.world
-            epochs = plan_epochs(minutes, float(times[1]), float(times[0]), config.epochs)
-            log(ranks, f"--minutes {minutes:g}: the first epoch took {float(times[0]):.0f} s, "
-                f"so {epochs} of {config.epochs} epochs fit; the schedule is fitted to them")
-            config = fit_to_budget(config, epochs, scheduler, steps_per_epoch)
+            epochs = plan_epochs(minutes, float(times[1]), float(times[0]), unplanned.epochs,
+                                 done=epoch + 1)
+            log(ranks, f"--minutes {minutes:g}: epoch {epoch + 1} took {float(times[0]):.0f} s, "
+                f"so {epochs} of {unplanned.epochs} epochs fit; the schedule is fitted to them")
+            config = fit_to_budget(unplanned, epochs, scheduler, steps_per_epoch)
             budget = {"minutes": minutes, "epochs": epochs}
             if ranks.main:
                 save_config(config, out / "config.yaml")
