@@ -162,7 +162,6 @@ def _image_files(paths: list[str], skip: str | None = None) -> tuple[list, list[
     per bad path. A file found in a folder keeps its path below that folder as its name, so
     ``a/x.jpg`` and ``b/x.jpg`` do not share one annotated copy; files under ``skip`` (the
     output folder) are left out, so a second run does not read the first one's copies."""
-
     from .data.folders import IMAGE_SUFFIXES
 
     skipped = Path(skip).resolve() if skip else None
@@ -201,7 +200,6 @@ def _annotated_names(names: list) -> list:
 
 def _write_annotated(image, faces, target) -> str:
     """An annotated copy of ``image`` (a loaded array) written to ``target``."""
-
     import cv2
 
     from .annotate import annotate
