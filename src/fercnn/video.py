@@ -98,7 +98,6 @@ def _check_writable(path: str | Path) -> None:
 
 
 def _writer(out: str | Path, fps: float, shape: tuple) -> cv2.VideoWriter:
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
     writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps,
                              (shape[1], shape[0]))
     if not writer.isOpened():
@@ -136,6 +135,5 @@ def draw_timeline(rows: list[dict], path: str | Path, size: tuple[int, int] = (9
             cv2.circle(canvas, points[0], 3, COLORS[emotion], -1)
         cv2.putText(canvas, emotion, (left + plot_w + 10, top + 16 + 18 * i),
                     cv2.FONT_HERSHEY_SIMPLEX, 0.45, COLORS[emotion], 1, cv2.LINE_AA)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(path), canvas):
         raise FercnnError(f"{path}: cannot write image")
