@@ -1,14 +1,21 @@
 """Recognition speed on this CPU: faces/s through the model alone, and whole photos end to end.
 
-    python benchmarks/recognition_speed.py [MODEL.onnx ...] [--threads 2]
+    python benchmarks/recognition_speed.py [MODEL.onnx ...] [--threads 2] [--tag TAG]
 
 (default: the embedded model, its fp32 reference and the bundled "accurate" ensemble)
 
 Model-only throughput feeds 48x48 crops to ``Recognizer.predict_batch`` one at a time and in
 batches of 64; end to end runs ``Recognizer.predict`` on the bundled 512x512 portrait and on a
 6000x4000 enlargement of it, with the Haar detection timed on its own to show where the time
-goes. Each figure is the median of several timed repeats after a warm-up. Results are written to
-benchmarks/results/recognition_speed.{json,md}.
+goes. Each figure is the median of several timed repeats after a warm-up.
+
+Absolute speeds differ several-fold between hosts of the same kind, so the run also measures
+its own ceiling: square products (256 to 1024 wide, the best) in onnxruntime with the same
+threads and a constant right-hand side, as a model's weights are, fp32 (``MatMul``) and 8-bit
+(``MatMulInteger``, uint8 x int8, the kernel behind the int8 convolutions). Batched
+throughput times the model's multiply-accumulates (counted on its fercnn network, every member
+of an ensemble) is given as a share of the ceiling of its precision. Results are written to
+benchmarks/results/recognition_speed[-TAG].{json,md}.
 """
 
 from __future__ import annotations
@@ -22,8 +29,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import onnxruntime as ort
+from onnx import TensorProto, helper
+from train_speed import cpu_description
 
 from fercnn.faces import HaarDetector, to_gray
+from fercnn.models import count_macs, create_model
 from fercnn.recognize import BUNDLED_MODELS, DEFAULT_MODEL, DEMO_PHOTO, Recognizer
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -41,6 +52,52 @@ def median_seconds(fn, repeats: int = 7, warmup: int = 2) -> float:
     return statistics.median(times)
 
 
+def matmul_gops(threads: int, sizes: tuple[int, ...] = (256, 512, 1024)) -> dict[str, float]:
+    """Giga-operations/s (2 per multiply-accumulate) of an n x n x n product in onnxruntime,
+    fp32 and uint8 x int8, the best of a few n: the ceiling the model rows are measured
+    against."""
+    speeds: dict[str, float] = {}
+    for n in sizes:
+        for precision, gops in matmul_gops_at(threads, n).items():
+            speeds[precision] = max(speeds.get(precision, 0.0), gops)
+    return speeds
+
+
+def matmul_gops_at(threads: int, n: int) -> dict[str, float]:
+    rng = np.random.default_rng(0)
+    cases = {
+        "fp32": ("MatMul", TensorProto.FLOAT, TensorProto.FLOAT, TensorProto.FLOAT,
+                 rng.standard_normal((n, n), dtype=np.float32),
+                 rng.standard_normal((n, n), dtype=np.float32)),
+        "int8": ("MatMulInteger", TensorProto.UINT8, TensorProto.INT8, TensorProto.INT32,
+                 rng.integers(0, 256, (n, n), dtype=np.uint8),
+                 rng.integers(-64, 64, (n, n), dtype=np.int8)),
+    }
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    speeds = {}
+    for precision, (op, a_type, b_type, out_type, a, b) in cases.items():
+        graph = helper.make_graph(  # b a constant, as a model's weights are (prepacked)
+            [helper.make_node(op, ["a", "b"], ["c"])], precision,
+            [helper.make_tensor_value_info("a", a_type, [n, n])],
+            [helper.make_tensor_value_info("c", out_type, [n, n])],
+            [helper.make_tensor("b", b_type, [n, n], b.tobytes(), raw=True)])
+        proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        session = ort.InferenceSession(proto.SerializeToString(), options,
+                                       providers=["CPUExecutionProvider"])
+        feeds = {"a": a}
+        seconds = median_seconds(lambda s=session, f=feeds: s.run(None, f), repeats=9)
+        speeds[precision] = round(2 * n**3 / seconds / 1e9, 1)
+    return speeds
+
+
+def model_macs(metadata: dict) -> int:
+    """Multiply-accumulates of one face: the fercnn network named in the file's metadata,
+    summed over an ensemble's members."""
+    members = metadata.get("members") or [metadata]
+    return sum(count_macs(create_model(member["model"])) for member in members)
+
+
 def measure(model: Path, threads: int) -> dict:
     recognizer = Recognizer(model, threads=threads)
     faces = np.random.default_rng(0).integers(0, 256, (1024, 48, 48)).astype(np.uint8)
@@ -54,6 +111,7 @@ def measure(model: Path, threads: int) -> dict:
     return {
         "model": str(model.name), "size_kb": model.stat().st_size // 1024,
         "quantization": recognizer.metadata.get("quantization"),
+        "mmac_per_face": round(model_macs(recognizer.metadata) / 1e6, 1),
         "private_test_accuracy": recognizer.metadata.get("private_test_accuracy"),
         "faces_per_s_one_at_a_time": round(1 / one),
         "faces_per_s_batch_64": round(1 / batched),
@@ -69,22 +127,39 @@ def main() -> None:
     parser.add_argument("models", nargs="*", type=Path, default=[
         FP32_REFERENCE, DEFAULT_MODEL, BUNDLED_MODELS["accurate"]])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--tag", help="write recognition_speed-TAG.{json,md}, keeping the main "
+                        "results (another kind of CPU, say)")
     args = parser.parse_args()
+    stem = "recognition_speed" + (f"-{args.tag}" if args.tag else "")
     cv2.setNumThreads(args.threads)
+    before = matmul_gops(args.threads)
     rows = [measure(model, args.threads) for model in args.models]
-    result = {"machine": f"{platform.processor() or platform.machine()}, "
-                         f"{args.threads} threads", "rows": rows}
+    after = matmul_gops(args.threads)
+    ceiling = {precision: max(before[precision], after[precision]) for precision in before}
+    for r in rows:
+        achieved = r["faces_per_s_batch_64"] * r["mmac_per_face"] * 2 / 1e3
+        r["gops_batch_64"] = round(achieved, 1)
+        r["fraction_of_ceiling"] = round(achieved / ceiling[r["quantization"]], 3)
+    result = {"machine": platform.processor() or platform.machine(), "cpu": cpu_description(),
+              "threads": args.threads, "onnxruntime": ort.__version__,
+              "matmul_ceiling_gops": ceiling, "rows": rows}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "recognition_speed.json").write_text(json.dumps(result, indent=2))
-    lines = ["| model | KB | PrivateTest | faces/s one at a time | faces/s batch 64 | "
-             "512x512 photo ms | of which detection ms | 6000x4000 photo ms |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    lines = [f"Recognition speed on {result['cpu']}, {args.threads} threads, onnxruntime "
+             f"{ort.__version__}. Ceiling: square products in onnxruntime (256 to 1024 wide), "
+             f"{ceiling['fp32']} GOP/s fp32 and {ceiling['int8']} GOP/s uint8 x int8, the best "
+             "of sizes and of before and after the rows. Of ceiling: batched faces/s x 2 x MACs "
+             "per face against the ceiling of the model's precision.", "",
+             "| model | KB | PrivateTest | MMAC/face | faces/s one at a time | faces/s batch 64 "
+             "| of ceiling | 512x512 photo ms | of which detection ms | 6000x4000 photo ms |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
         lines.append(f"| {r['model']} ({r['quantization']}) | {r['size_kb']} | "
-                     f"{r['private_test_accuracy']} | {r['faces_per_s_one_at_a_time']} | "
-                     f"{r['faces_per_s_batch_64']} | {r['photo_512_ms']} | "
+                     f"{r['private_test_accuracy']} | {r['mmac_per_face']} | "
+                     f"{r['faces_per_s_one_at_a_time']} | {r['faces_per_s_batch_64']} | "
+                     f"{r['fraction_of_ceiling']:.0%} | {r['photo_512_ms']} | "
                      f"{r['photo_512_detection_ms']} | {r['photo_6000x4000_ms']} |")
-    (RESULTS / "recognition_speed.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
