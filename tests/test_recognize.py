@@ -422,6 +422,28 @@ def test_tta_views_are_shifts_and_mirrors():
     assert len({v.tobytes() for v in views}) == 10
 
 
+def test_a_tta_recognizer_averages_each_faces_ten_views(exported, tmp_path):
+    """Recognizer(tta=True) and `predict --tta` give the mean over fercnn.tta's views (the
+    ones `evaluate --tta` scores), in one session call per batch."""
+    from fercnn.tta import tta_views
+
+    faces = np.random.default_rng(7).integers(0, 256, (3, 48, 48)).astype(np.uint8)
+    plain = Recognizer(exported["fp32"])
+    expected = np.mean([plain.predict_batch(view) for view in tta_views(faces)], axis=0)
+    averaged = Recognizer(exported["fp32"], tta=True).predict_batch(faces)
+    assert averaged.shape == (3, 7)
+    np.testing.assert_allclose(averaged, expected, atol=1e-6)
+    assert not np.allclose(averaged, plain.predict_batch(faces), atol=1e-4)
+
+    face = tmp_path / "face.png"
+    cv2.imwrite(str(face), faces[0])
+    common = ("predict", face, "--no-detect", "--json", "--model", exported["fp32"])
+    with_tta = run_cli(*common, "--tta")
+    assert with_tta.returncode == 0, with_tta.stderr
+    probabilities = json.loads(with_tta.stdout)[0]["faces"][0]["probabilities"]
+    np.testing.assert_allclose(list(probabilities.values()), expected[0], atol=1e-6)
+
+
 def test_ensemble_and_tta_evaluation(exported, tmp_path):
     single = json.loads(run_cli("evaluate", exported["run"], "--data", exported["data"],
                                 "--json").stdout)

@@ -217,12 +217,12 @@ def _describe(face) -> str:
 
 
 def _recognizer(args: argparse.Namespace):
-    """The Recognizer for --model, with a Haar detector sized by --min-face."""
+    """The Recognizer for --model and --tta, with a Haar detector sized by --min-face."""
     from .faces import HaarDetector
     from .recognize import Recognizer
 
     detector = HaarDetector() if args.min_face is None else HaarDetector(min_size=args.min_face)
-    return Recognizer(args.model, detector=detector)
+    return Recognizer(args.model, detector=detector, tta=args.tta)
 
 
 @command
@@ -324,7 +324,15 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _add_min_face(p: argparse.ArgumentParser) -> None:
+def _add_model(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", metavar="M.onnx", help="an exported model, or 'accurate' for the "
+                   "bundled ensemble (default: the embedded fast model)")
+
+
+def _add_recognition_options(p: argparse.ArgumentParser) -> None:
+    _add_model(p)
+    p.add_argument("--tta", action="store_true", help="average ten views of each face (shifts "
+                   "and mirror images): more accurate, ten times the model's work")
     p.add_argument("--min-face", type=_positive_int, metavar="PX",
                    help="smallest face searched for, in pixels of the photo scaled to at most "
                         "1024 px (default 40; lower finds smaller faces, more slowly)")
@@ -406,14 +414,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="data for calibration and the PrivateTest accuracy")
 
     p = sub.add_parser("predict", help="emotions of the faces in images or folders")
-    p.add_argument("paths", nargs="+", metavar="PATH")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--model", metavar="M.onnx", help="an exported model, or 'accurate' for the "
-                   "bundled ensemble (default: the embedded fast model)")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders of them")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a line per face")
     p.add_argument("--no-detect", action="store_true",
                    help="each image is one pre-cropped face")
     p.add_argument("--out", metavar="DIR", help="write annotated copies here")
-    _add_min_face(p)
+    _add_recognition_options(p)
 
     p = sub.add_parser("video", help="emotions over a video file or a camera")
     p.add_argument("input", nargs="?", metavar="IN", help="a video file")
@@ -424,12 +430,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeline", metavar="PNG", help="where to draw the emotion timeline")
     p.add_argument("--every", type=int, default=1, metavar="N", help="analyse every N-th frame")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
-    p.add_argument("--model", metavar="M.onnx")
-    _add_min_face(p)
+    _add_recognition_options(p)
 
     p = sub.add_parser("demo", help="recognise the faces in a bundled public-domain photo")
     p.add_argument("--out", default=".", metavar="DIR", help="where to write the result")
-    p.add_argument("--model", metavar="M.onnx")
+    _add_model(p)
     return parser
 
 

@@ -27,11 +27,9 @@ def onnx_probabilities(model: str | Path, images: np.ndarray, tta: bool = False
     """Probabilities of an exported model (``default``: the embedded one), and its metadata."""
     from .recognize import Recognizer
 
-    recognizer = Recognizer(model)
-    views = tta_views(images) if tta else [images]
-    probabilities = np.mean([np.concatenate([recognizer.predict_batch(view[i:i + 256])
-                                             for i in range(0, len(view), 256)])
-                             for view in views], axis=0)
+    recognizer = Recognizer(model, tta=tta)
+    probabilities = np.concatenate([recognizer.predict_batch(images[i:i + 256])
+                                    for i in range(0, len(images), 256)])
     return probabilities, {"model": recognizer.metadata.get("model")}
 
 
