@@ -152,20 +152,24 @@ def test_plan_epochs_fits_the_budget_and_never_exceeds_the_config():
 def test_a_minutes_budget_fits_the_schedule_and_resumes_on_its_plan(tmp_path, train_csv,
                                                                     monkeypatch):
     """The plan (3 of 6 epochs after epochs 1 and 2, forced here: real ones depend on the
-    clock) refits the cosine to end at zero, is recorded in config.yaml, and a run killed
-    after epoch 2 resumes on it, without --minutes, to exactly the uninterrupted run."""
+    clock) refits the cosine to end at zero and warms the EMA up; config.yaml records both and
+    reproduces the run without a budget, and a run killed after epoch 2 resumes on the plan,
+    without --minutes, to exactly the uninterrupted run."""
     from fercnn import plots, train
     from fercnn.config import load_config
 
     config = load_config(write_config(tmp_path, epochs=6, extra=(
         f"data: {train_csv}\nscheduler: cosine\nwarmup_epochs: 2\nprecision: fp32\n"
-        "optimizer: sgd\nlr: 0.05\nhflip: true\n")))
+        "optimizer: sgd\nlr: 0.05\nhflip: true\nema: 0.99\n")))
     monkeypatch.setattr(train, "plan_epochs", lambda minutes, spent, seconds, epochs, done: 3)
     straight = tmp_path / "straight"
     metrics = train.train(config, straight, minutes=1.0)
     assert metrics["epochs_run"] == 3 and metrics["budget_minutes"] == 1.0
     saved = load_config(straight / "config.yaml")
-    assert (saved.epochs, saved.warmup_epochs) == (3, 2)
+    assert (saved.epochs, saved.warmup_epochs, saved.ema_warmup) == (3, 2, True)
+    again = tmp_path / "again"
+    train.train(saved, again)  # the recorded config alone, no budget
+    assert _comparable(history_rows(again)) == _comparable(history_rows(straight))
     last = load_checkpoint(straight / "last.pt")
     assert last["optimizer"]["param_groups"][0]["lr"] < 1e-9  # annealed to zero at the end
     assert [float(r["lr"]) for r in history_rows(straight)][:2] == pytest.approx(
@@ -202,7 +206,7 @@ def test_the_second_epoch_replans_from_the_config_not_from_the_first_plan(
     monkeypatch.setattr(train, "plan_epochs", lambda *args, **kwargs: next(plans))
     assert train.train(config, tmp_path / "run", minutes=1.0)["epochs_run"] == 4
     saved = load_config(tmp_path / "run" / "config.yaml")
-    assert (saved.epochs, saved.warmup_epochs) == (4, 2)
+    assert (saved.epochs, saved.warmup_epochs, saved.ema_warmup) == (4, 2, False)  # no EMA
     last = load_checkpoint(tmp_path / "run" / "last.pt")
     assert last["budget"] == {"minutes": 1.0, "epochs": 4}
     assert last["optimizer"]["param_groups"][0]["lr"] < 1e-9

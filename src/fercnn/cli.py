@@ -374,7 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--minutes", type=_positive_float, metavar="M",
                    help="a time budget: after the first two epochs, as many of the config's "
                         "epochs as fit in M minutes (data loading counted), the learning-rate "
-                        "schedule fitted to them; the run's config.yaml records how many")
+                        "schedule fitted to them and an EMA warmed up (ema_warmup); the run's "
+                        "config.yaml records both")
     p.add_argument("--limit", type=int, metavar="N", help="train on the first N images")
     p.add_argument("--out", metavar="DIR", help="run folder (default runs/<config name>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
