@@ -65,6 +65,7 @@ def matmul_gops(threads: int, sizes: tuple[int, ...] = (256, 512, 1024)) -> dict
 
 
 def matmul_gops_at(threads: int, n: int) -> dict[str, float]:
+    """One size of :func:`matmul_gops`; the int8 weights use 7 bits, as the shipped ones do."""
     rng = np.random.default_rng(0)
     cases = {
         "fp32": ("MatMul", TensorProto.FLOAT, TensorProto.FLOAT, TensorProto.FLOAT,
