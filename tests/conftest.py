@@ -6,15 +6,31 @@ Real-data tests read ``FERCNN_REAL_DATA`` (a folder holding ``fer2013.csv.xz`` a
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """``benchmarks/NAME.py`` imported as a module, as ``python benchmarks/NAME.py`` would see
+    it: with ``benchmarks/`` on the path for the scripts that import each other."""
+    folder = str(REPO / "benchmarks")
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, folder)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(folder)
+    return module
 
 
 @pytest.fixture(autouse=True, scope="session")

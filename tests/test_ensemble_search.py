@@ -7,7 +7,6 @@ again (about 4 s on a slow 2-core host), and the suite has a time budget.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from unittest import mock
 from fercnn.evaluate import evaluate
 from fercnn.export import export_onnx
 
-from .conftest import REPO, assert_one_line_error, csv_text, make_rows, run_cli
+from .conftest import REPO, assert_one_line_error, csv_text, load_benchmark, make_rows, run_cli
 from .test_train import write_config, write_ferplus_votes
 
 SCRIPT = REPO / "benchmarks" / "ensemble_search.py"
@@ -24,9 +23,7 @@ SCRIPT = REPO / "benchmarks" / "ensemble_search.py"
 
 def search(*args) -> str:
     """What the search prints, run in this process."""
-    spec = importlib.util.spec_from_file_location("ensemble_search", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_benchmark("ensemble_search")
     printed = io.StringIO()
     with mock.patch.object(sys, "argv", [str(SCRIPT), *map(str, args)]), \
             contextlib.redirect_stdout(printed):

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 
 from fercnn.models import count_macs, create_model
 from fercnn.recognize import BUNDLED_MODELS, DEFAULT_MODEL, Recognizer
 
-from .conftest import REPO
+from .conftest import load_benchmark
 
 
 @pytest.fixture
-def bench(monkeypatch):
-    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))  # it imports train_speed
-    spec = importlib.util.spec_from_file_location("recognition_speed", REPO / "benchmarks" /
-                                                  "recognition_speed.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench():
+    return load_benchmark("recognition_speed")  # it imports train_speed
 
 
 def test_an_ensemble_counts_every_members_multiply_accumulates(bench):

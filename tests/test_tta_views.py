@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 
 from fercnn.tta import tta_views
 
-from .conftest import REPO
-
-
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location("tta_views", REPO / "benchmarks" /
-                                                  "tta_views.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from .conftest import load_benchmark
 
 
 def test_the_shifts_set_is_the_evaluate_tta_views():
-    bench = load_benchmark()
+    bench = load_benchmark("tta_views")
     faces = np.random.default_rng(10).integers(0, 256, (4, 48, 48)).astype(np.uint8)
     ours = []
     for settings in bench.view_sets()["shifts"]:
@@ -30,7 +20,7 @@ def test_the_shifts_set_is_the_evaluate_tta_views():
 
 
 def test_zoom_and_rotation_views_keep_the_face_centred():
-    bench = load_benchmark()
+    bench = load_benchmark("tta_views")
     face = np.zeros((1, 48, 48), np.uint8)
     face[0, 20:28, 20:28] = 255  # a bright square at the centre
     for settings in ({"zoom": 0.9}, {"zoom": 1.1}, {"angle": 5}):
