@@ -40,16 +40,16 @@ import numpy as np
 import torch
 import yaml
 
-from fercnn.checkpoint import load_checkpoint, model_from_checkpoint
-from fercnn.config import load_config
 from fercnn.data import load_dataset, resolve_data_path
 from fercnn.data.ferplus import check_ferplus_matches, load_ferplus
 from fercnn.errors import FercnnError
 from fercnn.evaluate import is_onnx, model_probabilities
 from fercnn.metrics import classification_metrics
 from fercnn.models import count_macs, count_params, create_model
-from fercnn.recognize import BUNDLED_MODELS
-from fercnn.report import read_history
+from fercnn.recognition import BUNDLED_MODELS
+from fercnn.training.checkpoint import load_checkpoint, model_from_checkpoint
+from fercnn.training.config import load_config
+from fercnn.training.report import read_history
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "results" / "benchmarks.yaml"

@@ -24,8 +24,7 @@ import cv2
 import numpy as np
 
 from fercnn.data import load_dataset
-from fercnn.faces import HaarDetector, to_gray
-from fercnn.recognize import DEMO_PHOTO
+from fercnn.recognition import DEMO_PHOTO, HaarDetector, to_gray
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CORNERS = [(10, 10), (330, 10), (10, 250), (330, 250)]

@@ -20,9 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from fercnn.config import load_config
 from fercnn.evaluate import evaluate
-from fercnn.train import train
+from fercnn.training.config import load_config
+from fercnn.training.loop import train
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"

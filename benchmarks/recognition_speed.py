@@ -34,9 +34,15 @@ import onnxruntime as ort
 from onnx import TensorProto, helper
 from train_speed import cpu_description
 
-from fercnn.faces import HaarDetector, to_gray
 from fercnn.models import count_macs, create_model
-from fercnn.recognize import BUNDLED_MODELS, DEFAULT_MODEL, DEMO_PHOTO, Recognizer
+from fercnn.recognition import (
+    BUNDLED_MODELS,
+    DEFAULT_MODEL,
+    DEMO_PHOTO,
+    HaarDetector,
+    Recognizer,
+    to_gray,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FP32_REFERENCE = RESULTS.parent.parent / "tests" / "data" / "default-fp32.onnx"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from fercnn.report import compare
+from fercnn.training.report import compare
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = [ROOT / "configs" / f"seed-{m}.yaml" for m in ("shallow", "improved", "deep")]

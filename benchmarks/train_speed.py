@@ -28,11 +28,13 @@ from pathlib import Path
 
 import torch
 
-from fercnn.allocator import keep_freed_memory
-from fercnn.config import TrainConfig, load_config
-from fercnn.distributed import Ranks
 from fercnn.models import count_macs, create_model
-from fercnn.train import TrainingSet, make_optimizer, train_one_epoch
+from fercnn.training.allocator import keep_freed_memory
+from fercnn.training.config import TrainConfig, load_config
+from fercnn.training.distributed import Ranks
+from fercnn.training.loop import train_one_epoch
+from fercnn.training.optim import make_optimizer
+from fercnn.training.tensors import TrainingSet
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"

@@ -33,9 +33,9 @@ def child(config_name: str, precision: str, variant: str, seconds: float) -> Non
     """Runs in a fresh interpreter: set the variant up, then print images/s."""
     from torch import nn
 
-    from fercnn.allocator import keep_freed_memory
-    from fercnn.config import load_config
     from fercnn.models import seed, vgg
+    from fercnn.training.allocator import keep_freed_memory
+    from fercnn.training.config import load_config
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from train_speed import images_per_second

@@ -41,8 +41,8 @@ from pathlib import Path
 
 from device_data import unpack  # beside this file: run as a script from scripts/
 
-from fercnn.config import load_config
 from fercnn.errors import FercnnError
+from fercnn.training.config import load_config
 
 MAX_MODELS = 7  # the tool brings back 8 files: the models and the archive
 RUN_FILES = ("config.yaml", "history.csv", "metrics.json", "train.log")

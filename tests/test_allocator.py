@@ -4,7 +4,7 @@ import platform
 
 import pytest
 
-from fercnn.allocator import keep_freed_memory
+from fercnn.training.allocator import keep_freed_memory
 
 
 @pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",

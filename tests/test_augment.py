@@ -2,7 +2,7 @@
 
 import torch
 
-from fercnn.augment import random_affine, random_erasing, random_hflip, random_shift
+from fercnn.training.augment import random_affine, random_erasing, random_hflip, random_shift
 
 
 def batch() -> torch.Tensor:

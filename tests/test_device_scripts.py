@@ -20,7 +20,7 @@ import pytest
 from fercnn.data import load_dataset
 from fercnn.errors import FercnnError
 from fercnn.evaluate import evaluate
-from fercnn.recognize import Recognizer
+from fercnn.recognition import Recognizer
 
 from .conftest import REPO, assert_one_line_error, csv_text, make_rows, run_cli
 from .test_train import write_ferplus_votes

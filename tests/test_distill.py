@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from fercnn.distill import Teachers, distillation_loss, load_teachers
 from fercnn.models import create_model
+from fercnn.training.distill import Teachers, distillation_loss, load_teachers
 
 from .conftest import assert_one_line_error, csv_text, make_rows, run_cli
 from .test_train import kill_after_first_checkpoint, write_config

@@ -64,7 +64,7 @@ def test_a_killed_run_resumes_under_torchrun(tmp_path):
     config.write_text(CONFIG.replace("epochs: 2", "epochs: 3"))
     run = tmp_path / "run"
     kill_after_first_checkpoint(["--config", str(config), "--data", str(data)], run)
-    from fercnn.checkpoint import load_checkpoint
+    from fercnn.training.checkpoint import load_checkpoint
 
     assert load_checkpoint(run / "last.pt")["epoch"] < 3, "the run ended before the kill"
     result = subprocess.run(

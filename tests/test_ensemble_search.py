@@ -13,7 +13,7 @@ import sys
 from unittest import mock
 
 from fercnn.evaluate import evaluate
-from fercnn.export import export_onnx
+from fercnn.training.export import export_onnx
 
 from .conftest import REPO, assert_one_line_error, csv_text, load_benchmark, make_rows, run_cli
 from .test_train import write_config, write_ferplus_votes

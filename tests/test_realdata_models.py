@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 
-from fercnn.recognize import ASSETS, DEMO_PHOTO, Recognizer
+from fercnn.recognition import ASSETS, DEMO_PHOTO, Recognizer
 
 from .conftest import REPO, run_cli
 

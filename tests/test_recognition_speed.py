@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fercnn.models import count_macs, create_model
-from fercnn.recognize import BUNDLED_MODELS, DEFAULT_MODEL, Recognizer
+from fercnn.recognition import BUNDLED_MODELS, DEFAULT_MODEL, Recognizer
 
 from .conftest import load_benchmark
 

@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from fercnn.checkpoint import load_checkpoint, model_from_checkpoint
-from fercnn.faces import to_gray
-from fercnn.recognize import Recognizer, load_image
+from fercnn.recognition import Recognizer, load_image, to_gray
+from fercnn.training.checkpoint import load_checkpoint, model_from_checkpoint
 
 from .conftest import assert_one_line_error, csv_text, make_rows, run_cli, run_cli_without
 
@@ -82,8 +81,8 @@ def test_int8_model_stays_integer_from_input_to_logits(exported, tmp_path):
 def test_int8_residual_network_stays_integer_and_agrees_with_torch(tmp_path):
     """The residual additions and the average pool are quantised too, and the int8 graph
     names the same emotions as the float network."""
-    from fercnn.export import _export_fp32, _quantize_int8
     from fercnn.models.resnet import FerResNet
+    from fercnn.training.export import _export_fp32, _quantize_int8
 
     torch.manual_seed(0)
     model = FerResNet(width=8).eval()  # resnet18's graph, narrower
@@ -123,7 +122,7 @@ def test_int8_weights_use_seven_bits_so_that_no_cpu_saturates(model, request):
     """Without VNNI (AVX2 only), onnxruntime sums pairs of uint8 x int8 products in 16 bits
     (VPMADDUBSW): 255 x 64 x 2 fits, 255 x 127 x 2 does not. With 8-bit weights the embedded
     model lost 2.2 points of PrivateTest on such a CPU."""
-    from fercnn.recognize import BUNDLED_MODELS
+    from fercnn.recognition import BUNDLED_MODELS
 
     path = request.getfixturevalue("exported")["int8"] if model == "exported" \
         else BUNDLED_MODELS[model]
@@ -135,8 +134,8 @@ def test_an_int8_graph_dequantises_back_to_its_float_network(tmp_path):
     the quantiser folded into its clamps come back."""
     import onnx
 
-    from fercnn.export import _dequantized, _export_fp32, _quantize_int8
     from fercnn.models.vgg import FerVGG
+    from fercnn.training.export import _dequantized, _export_fp32, _quantize_int8
 
     torch.manual_seed(0)
     model = FerVGG(width=8, hidden=32).eval()
@@ -162,7 +161,7 @@ def test_an_earlier_8_bit_file_is_quantised_again_without_its_run(exported, tmp_
     before, gets 7-bit ones, keeps its metadata and still gives its network's probabilities."""
     from onnxruntime.quantization import CalibrationDataReader, QuantType, quantize_static
 
-    from fercnn.export import QUANTIZED_OPS, _write_metadata
+    from fercnn.training.export import QUANTIZED_OPS, _write_metadata
 
     faces = np.random.default_rng(9).integers(0, 256, (64, 48, 48)).astype(np.uint8)
 
@@ -220,7 +219,7 @@ def test_deep_gray_images_are_scaled_not_clipped(exported, tmp_path):
     conversion to 8 bits clip them (the portrait turned white, no face found)."""
     from PIL import Image
 
-    from fercnn.recognize import DEMO_PHOTO
+    from fercnn.recognition import DEMO_PHOTO
 
     gray = cv2.cvtColor(cv2.imread(str(DEMO_PHOTO)), cv2.COLOR_BGR2GRAY)
     deep = gray.astype(np.uint16) * 257
@@ -299,7 +298,7 @@ def test_recognition_works_without_torch(exported, tmp_path):
 
 
 def test_photo_detection_annotation_and_demo(exported, tmp_path):
-    from fercnn.recognize import DEMO_PHOTO
+    from fercnn.recognition import DEMO_PHOTO
 
     out = tmp_path / "annotated"
     result = run_cli("predict", DEMO_PHOTO, "--json", "--out", out, "--model", exported["fp32"])
@@ -323,7 +322,7 @@ def test_photo_detection_annotation_and_demo(exported, tmp_path):
 
 
 def test_huge_photo_is_detected_on_a_downscaled_copy(exported):
-    from fercnn.recognize import DEMO_PHOTO
+    from fercnn.recognition import DEMO_PHOTO
 
     photo = cv2.imread(str(DEMO_PHOTO))
     huge = cv2.resize(photo, (6000, 6000), interpolation=cv2.INTER_LINEAR)[:4000]
@@ -334,7 +333,7 @@ def test_huge_photo_is_detected_on_a_downscaled_copy(exported):
 
 
 def make_video(path, frames: int = 30) -> None:
-    from fercnn.recognize import DEMO_PHOTO
+    from fercnn.recognition import DEMO_PHOTO
 
     photo = cv2.imread(str(DEMO_PHOTO))
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (480, 480))
@@ -395,7 +394,7 @@ def test_bad_video_input_is_one_line(exported, tmp_path):
                                   exported["fp32"]), "cannot write here")
     a_file = tmp_path / "a-file"
     a_file.write_text("")  # a folder the annotated copies cannot go into: one line too
-    from fercnn.recognize import DEMO_PHOTO
+    from fercnn.recognition import DEMO_PHOTO
 
     assert_one_line_error(run_cli("predict", DEMO_PHOTO, "--no-detect", "--out", a_file / "sub",
                                   "--model", exported["fp32"]), "a-file")
@@ -487,7 +486,7 @@ def test_an_ensemble_exports_as_one_model_averaging_its_members(exported, tmp_pa
 
 
 def test_the_bundled_accurate_ensemble_is_selectable_by_name(tmp_path):
-    from fercnn.recognize import DEMO_PHOTO
+    from fercnn.recognition import DEMO_PHOTO
 
     assert Recognizer("accurate").metadata["model"].startswith("ensemble of")
     result = run_cli_without(("torch",), "predict", DEMO_PHOTO, "--model", "accurate", "--json")

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from fercnn import checkpoint as checkpoint_module
-from fercnn.checkpoint import load_checkpoint, save_atomic
+from fercnn.training import checkpoint as checkpoint_module
+from fercnn.training.checkpoint import load_checkpoint, save_atomic
 
 from .conftest import REPO, assert_one_line_error, csv_text, make_rows, run_cli
 
@@ -140,7 +140,7 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path, tr
 
 
 def test_plan_epochs_fits_the_budget_and_never_exceeds_the_config():
-    from fercnn.train import plan_epochs
+    from fercnn.training.budget import plan_epochs
 
     assert plan_epochs(10, spent=60, epoch_seconds=30, epochs=100) == 19  # 1 + 540 s / 30 s
     assert plan_epochs(10, spent=60, epoch_seconds=30, epochs=12) == 12
@@ -155,13 +155,15 @@ def test_a_minutes_budget_fits_the_schedule_and_resumes_on_its_plan(tmp_path, tr
     clock) refits the cosine to end at zero and warms the EMA up; config.yaml records both and
     reproduces the run without a budget, and a run killed after epoch 2 resumes on the plan,
     without --minutes, to exactly the uninterrupted run."""
-    from fercnn import plots, train
-    from fercnn.config import load_config
+    from fercnn import plots
+    from fercnn.training import budget
+    from fercnn.training import loop as train
+    from fercnn.training.config import load_config
 
     config = load_config(write_config(tmp_path, epochs=6, extra=(
         f"data: {train_csv}\nscheduler: cosine\nwarmup_epochs: 2\nprecision: fp32\n"
         "optimizer: sgd\nlr: 0.05\nhflip: true\nema: 0.99\n")))
-    monkeypatch.setattr(train, "plan_epochs", lambda minutes, spent, seconds, epochs, done: 3)
+    monkeypatch.setattr(budget, "plan_epochs", lambda minutes, spent, seconds, epochs, done: 3)
     straight = tmp_path / "straight"
     metrics = train.train(config, straight, minutes=1.0)
     assert metrics["epochs_run"] == 3 and metrics["budget_minutes"] == 1.0
@@ -197,13 +199,14 @@ def test_a_minutes_budget_fits_the_schedule_and_resumes_on_its_plan(tmp_path, tr
 def test_the_second_epoch_replans_from_the_config_not_from_the_first_plan(
         tmp_path, train_csv, monkeypatch):
     """A first plan of 2 epochs shrinks the warm-up to 1; the second plan (4) restores it."""
-    from fercnn import train
-    from fercnn.config import load_config
+    from fercnn.training import budget
+    from fercnn.training import loop as train
+    from fercnn.training.config import load_config
 
     config = load_config(write_config(tmp_path, epochs=6, extra=(
         f"data: {train_csv}\nscheduler: cosine\nwarmup_epochs: 2\nprecision: fp32\n")))
     plans = iter([2, 4])
-    monkeypatch.setattr(train, "plan_epochs", lambda *args, **kwargs: next(plans))
+    monkeypatch.setattr(budget, "plan_epochs", lambda *args, **kwargs: next(plans))
     assert train.train(config, tmp_path / "run", minutes=1.0)["epochs_run"] == 4
     saved = load_config(tmp_path / "run" / "config.yaml")
     assert (saved.epochs, saved.warmup_epochs, saved.ema_warmup) == (4, 2, False)  # no EMA
@@ -330,8 +333,8 @@ def test_ema_mixup_and_ferplus_soft_labels_train_and_resume_exactly(tmp_path):
 def test_ema_decay_warm_up_follows_the_formula_and_survives_a_resume(warmup):
     """A weight at 0 jumps to 1 after the first update: the average's value after k updates is
     1 - prod(decay_n), with decay_n = min(0.999, (1 + n) / (10 + n)) under the warm-up."""
-    from fercnn.config import TrainConfig
-    from fercnn.train import make_ema
+    from fercnn.training.config import TrainConfig
+    from fercnn.training.optim import make_ema
 
     config = TrainConfig(ema=0.999, ema_warmup=warmup)
     model = torch.nn.Linear(1, 1, bias=False)
@@ -367,9 +370,10 @@ class _Brightness(torch.nn.Module):
 
 
 def test_training_accuracy_under_mixup_counts_the_dominant_label():
-    from fercnn.config import TrainConfig
-    from fercnn.distributed import Ranks
-    from fercnn.train import TrainingSet, train_one_epoch
+    from fercnn.training.config import TrainConfig
+    from fercnn.training.distributed import Ranks
+    from fercnn.training.loop import train_one_epoch
+    from fercnn.training.tensors import TrainingSet
 
     labels = torch.arange(256) % 2
     images = (labels * 255).to(torch.uint8).view(-1, 1, 1, 1).expand(-1, 1, 48, 48)
@@ -389,7 +393,7 @@ def test_soft_labels_without_ferplus_is_one_line(tmp_path, train_csv):
 
 def test_crowd_targets_blend_the_label_with_the_vote_shares(tmp_path):
     from fercnn.data import load_dataset
-    from fercnn.train import crowd_targets
+    from fercnn.training.tensors import crowd_targets
 
     rows = make_rows({"Training": 40, "PublicTest": 10, "PrivateTest": 10})
     data = tmp_path / "fer.csv"
@@ -437,8 +441,8 @@ def test_crowd_votes_mistakes_are_one_line(tmp_path, train_csv, extra, needle):
 
 @pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_committed_config_loads_and_names_a_model(path):
-    from fercnn.config import load_config
     from fercnn.models import model_names
+    from fercnn.training.config import load_config
 
     config = load_config(path)
     assert config.model in model_names()

@@ -19,7 +19,7 @@ def load_dataset(*args, **kwargs):
 
 def __getattr__(name: str):
     if name == "Recognizer":  # imported on first use: it loads onnxruntime
-        from .recognize import Recognizer
+        from .recognition import Recognizer
 
         return Recognizer
     raise AttributeError(f"module 'fercnn' has no attribute {name!r}")

@@ -80,7 +80,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 def _config_with_overrides(args: argparse.Namespace):
     from dataclasses import asdict
 
-    from .config import config_from_dict, load_config
+    from .training.config import config_from_dict, load_config
 
     config = load_config(args.config)
     overrides = {k: getattr(args, k) for k in ("data", "ferplus", "epochs", "limit", "device",
@@ -93,7 +93,7 @@ def _config_with_overrides(args: argparse.Namespace):
 
 @command
 def cmd_train(args: argparse.Namespace) -> int:
-    from .train import train
+    from .training.loop import train
 
     config = _config_with_overrides(args)
     out = Path(args.out) if args.out else Path("runs") / config.name
@@ -131,7 +131,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 @command
 def cmd_compare(args: argparse.Namespace) -> int:
-    from .report import compare
+    from .training.report import compare
 
     table = compare(args.configs, data=args.data, out=args.out)
     print(table)
@@ -140,8 +140,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 @command
 def cmd_export(args: argparse.Namespace) -> int:
-    from .evaluate import is_onnx
-    from .export import export_onnx, requantize_onnx
+    from .recognition import is_onnx
+    from .training.export import export_onnx, requantize_onnx
 
     exported = [c for c in args.checkpoints if is_onnx(c)]
     if exported and (len(args.checkpoints) > 1 or not args.int8):
@@ -202,7 +202,7 @@ def _write_annotated(image, faces, target) -> str:
     """An annotated copy of ``image`` (a loaded array) written to ``target``."""
     import cv2
 
-    from .annotate import annotate
+    from .recognition.annotate import annotate
 
     Path(target).parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(target), annotate(image, faces)):
@@ -218,8 +218,7 @@ def _describe(face) -> str:
 
 def _recognizer(args: argparse.Namespace):
     """The Recognizer for --model and --tta, with a Haar detector sized by --min-face."""
-    from .faces import HaarDetector
-    from .recognize import Recognizer
+    from .recognition import HaarDetector, Recognizer
 
     detector = HaarDetector() if args.min_face is None else HaarDetector(min_size=args.min_face)
     return Recognizer(args.model, detector=detector, tta=args.tta)
@@ -227,7 +226,7 @@ def _recognizer(args: argparse.Namespace):
 
 @command
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .recognize import load_image
+    from .recognition import load_image
 
     recognizer = _recognizer(args)
     files, problems = _image_files(args.paths, skip=args.out)
@@ -259,7 +258,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 @command
 def cmd_video(args: argparse.Namespace) -> int:
-    from .video import process_video
+    from .recognition.video import process_video
 
     if (args.input is None) == (args.camera is None):
         raise FercnnError("give a video file or --camera N (one of them)")
@@ -286,7 +285,7 @@ def cmd_video(args: argparse.Namespace) -> int:
 
 @command
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .recognize import DEMO_PHOTO, Recognizer, load_image
+    from .recognition import DEMO_PHOTO, Recognizer, load_image
 
     photo = load_image(DEMO_PHOTO)
     faces = Recognizer(args.model).predict(photo)

@@ -13,54 +13,17 @@ import numpy as np
 
 from .errors import FercnnError
 from .metrics import classification_metrics, write_report
-from .tta import tta_views
-
-
-def is_onnx(model: str | Path) -> bool:
-    from .recognize import BUNDLED_MODELS
-
-    return str(model) in BUNDLED_MODELS or str(model).endswith(".onnx")
-
-
-def onnx_probabilities(model: str | Path, images: np.ndarray, tta: bool = False
-                       ) -> tuple[np.ndarray, dict]:
-    """Probabilities of an exported model (``default``: the embedded one), and its metadata."""
-    from .recognize import Recognizer
-
-    recognizer = Recognizer(model, tta=tta)
-    probabilities = np.concatenate([recognizer.predict_batch(images[i:i + 256])
-                                    for i in range(0, len(images), 256)])
-    return probabilities, {"model": recognizer.metadata.get("model")}
-
-
-def checkpoint_probabilities(checkpoint: dict, images: np.ndarray, tta: bool = False
-                             ) -> tuple[np.ndarray, dict]:
-    """Probabilities of a loaded training checkpoint, and what it is."""
-    import torch
-
-    from .checkpoint import model_from_checkpoint
-    from .config import config_from_dict
-    from .train import predict_logits, resolve_device, use_bf16
-
-    config = config_from_dict(checkpoint["config"])
-    device = resolve_device("auto")
-    model = model_from_checkpoint(checkpoint).to(device, memory_format=torch.channels_last)
-    bf16 = use_bf16(config.precision, device)
-    views = tta_views(images) if tta else [images]
-    probabilities = [torch.softmax(predict_logits(
-        model, torch.from_numpy(view).unsqueeze(1).to(device), bf16=bf16), 1).cpu().numpy()
-        for view in views]
-    return np.mean(probabilities, axis=0), {"model": checkpoint["model_name"],
-                                            "epoch": checkpoint["epoch"], "name": config.name,
-                                            "data": config.data}
+from .recognition.bundled import is_onnx
 
 
 def read_checkpoints(models: list[str], runs: str | Path | None = None) -> dict[str, dict]:
-    """The checkpoint of each model that is a training run (under ``runs`` if given), each read
-    once; exported models have none."""
-    from .checkpoint import load_checkpoint
+    """The checkpoint of each model that is a training run (under ``runs`` if given);
+    exported models have none, and without a training run torch is never imported."""
+    if all(is_onnx(m) for m in models):
+        return {}
+    from .training.evaluate import read_checkpoints as read
 
-    return {m: load_checkpoint(Path(runs) / m if runs else m) for m in models if not is_onnx(m)}
+    return read(models, runs)
 
 
 def first_run_config(checkpoints: dict[str, dict]) -> dict:
@@ -74,7 +37,11 @@ def model_probabilities(model: str, images: np.ndarray, tta: bool = False,
     """Probabilities of a training run through torch when its ``checkpoint`` is given, else of
     the exported ``model`` through onnxruntime."""
     if checkpoint is not None:
+        from .training.evaluate import checkpoint_probabilities
+
         return checkpoint_probabilities(checkpoint, images, tta)
+    from .recognition.evaluate import onnx_probabilities
+
     return onnx_probabilities(model, images, tta)
 
 

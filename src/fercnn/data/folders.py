@@ -15,8 +15,8 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from ..errors import FercnnError
-from ..faces import pil_gray
 from ..labels import EMOTIONS, IMAGE_SIZE, SPLITS
+from ..recognition.images import pil_gray
 from . import cache
 from .dataset import FerDataset
 

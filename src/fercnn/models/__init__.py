@@ -6,34 +6,14 @@ training, export and recognition treat them all alike.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import nn
 
-from ..errors import FercnnError
 from ..labels import IMAGE_SIZE
+from . import resnet, seed, vgg  # noqa: F401  (importing them registers the models)
+from ._registry import create_model, model_names, register
 
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
-
-
-def register(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    def add(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        _REGISTRY[name] = factory
-        return factory
-
-    return add
-
-
-def model_names() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-def create_model(name: str, **kwargs) -> nn.Module:
-    if name not in _REGISTRY:
-        raise FercnnError(f"unknown model {name!r}: choose one of {', '.join(model_names())}")
-    return _REGISTRY[name](**kwargs)
-
+__all__ = ["count_macs", "count_params", "create_model", "model_names", "register"]
 
 def count_params(model: nn.Module) -> int:
     """Trainable parameters (BatchNorm running statistics are buffers, not counted)."""
@@ -69,5 +49,3 @@ def count_macs(model: nn.Module) -> int:
         hook.remove()
     return total
 
-
-from . import resnet, seed, vgg  # noqa: E402,F401  (registers the models)

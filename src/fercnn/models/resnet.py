@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from . import register
+from ._registry import register
 from .dropout import Dropout
 
 

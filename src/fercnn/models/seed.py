@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from . import register
+from ._registry import register
 from .dropout import Dropout
 
 

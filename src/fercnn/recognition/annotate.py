@@ -6,7 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .labels import EMOTIONS
+from ..labels import EMOTIONS
 
 # BGR colour per emotion, used for the box, the label and the bars.
 COLORS = {"angry": (40, 40, 220), "disgust": (40, 140, 40), "fear": (150, 60, 150),

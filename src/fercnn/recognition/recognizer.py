@@ -10,20 +10,16 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from .errors import FercnnError
-from .faces import Box, Face, FaceDetector, HaarDetector, crop_face, is_deep_gray, pil_gray, to_gray
-from .labels import EMOTIONS, IMAGE_SIZE
-from .tta import tta_views
-
-ASSETS = Path(__file__).resolve().parent / "assets"
-DEFAULT_MODEL = ASSETS / "default.onnx"
-# names usable wherever a model file is expected: the fast default and a slower, more accurate
-# ensemble (assets/README.md says what each is)
-BUNDLED_MODELS = {"default": DEFAULT_MODEL, "accurate": ASSETS / "accurate.onnx"}
-DEMO_PHOTO = ASSETS / "astronaut.png"  # NASA, Eileen Collins: public domain (assets/README.md)
+from ..errors import FercnnError
+from ..labels import EMOTIONS, IMAGE_SIZE
+from ..tta import tta_views
+from .bundled import model_path
+from .crop import crop_face
+from .faces import Box, Face, FaceDetector
+from .haar import HaarDetector
+from .images import load_image, to_gray
 
 
 @dataclass
@@ -38,40 +34,6 @@ class FaceResult:
                 "probabilities": self.probabilities, "score": self.score}
 
 
-def load_image(image, color: str = "bgr") -> np.ndarray:
-    """An image as a uint8 array: a path (any format Pillow reads), a numpy array (2-D gray, or
-    3-channel in ``color`` order, BGR by default as OpenCV gives) or a PIL image.
-
-    Colour is kept (BGR) so callers can draw on it; :func:`to_gray` makes the model's input.
-    16-bit gray files (PNG, TIFF) and float TIFFs are scaled to 8 bits here: Pillow's own
-    conversion clips them, and a 16-bit portrait would turn white.
-    """
-    if isinstance(image, (str, Path)):
-        from PIL import Image, ImageOps
-
-        path = Path(image)
-        if not path.is_file():
-            raise FercnnError(f"{path}: no such file")
-        try:
-            with Image.open(path) as opened:
-                return _pil_to_bgr(ImageOps.exif_transpose(opened))
-        except (OSError, ValueError, Image.DecompressionBombError) as e:
-            raise FercnnError(f"{path}: not a readable image ({e})") from None
-    if isinstance(image, np.ndarray):
-        if image.ndim == 3 and image.shape[2] in (3, 4) and color == "rgb":
-            image = np.ascontiguousarray(image[:, :, 2::-1])
-        return image
-    if hasattr(image, "convert"):  # a PIL image
-        return _pil_to_bgr(image)
-    raise FercnnError(f"cannot read an image from {type(image).__name__}")
-
-
-def _pil_to_bgr(image) -> np.ndarray:
-    if is_deep_gray(image):
-        return cv2.cvtColor(pil_gray(image), cv2.COLOR_GRAY2BGR)
-    return np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
-
-
 class Recognizer:
     """Emotions of the faces in an image, with an ONNX model exported by ``fercnn export``:
     a path, or the name of a bundled one ("default", the fast one; "accurate")."""
@@ -80,13 +42,7 @@ class Recognizer:
                  margin: float = 0.1, threads: int | None = None, tta: bool = False) -> None:
         import onnxruntime as ort
 
-        name = "default" if model is None else str(model)
-        path = BUNDLED_MODELS.get(name, Path(name))
-        if not path.is_file():
-            if name in BUNDLED_MODELS:
-                raise FercnnError(f"this install has no bundled '{name}' model; pass a model "
-                                  "exported with `fercnn export` (--model / Recognizer(path))")
-            raise FercnnError(f"{path}: no such model file")
+        path = model_path(model)
         options = ort.SessionOptions()
         # idle onnxruntime threads otherwise spin for a while after each call and take the
         # cores from the face detector that runs next: a photo took 49 ms instead of 35

@@ -11,9 +11,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..errors import FercnnError
+from ..labels import EMOTIONS
 from .annotate import COLORS, annotate
-from .errors import FercnnError
-from .labels import EMOTIONS
 
 CSV_FIELDS = ("frame", "time", "face", "x", "y", "w", "h", "emotion", *EMOTIONS)
 

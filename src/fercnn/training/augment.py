@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import numpy as np
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from .config import TrainConfig
 
 
 def random_hflip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -63,3 +69,26 @@ def random_erasing(x: torch.Tensor, probability: float, generator: torch.Generat
            & chosen.view(b, 1, 1))
     box = box.unsqueeze(1).to(x.device)
     return torch.where(box, fill.view(b, 1, 1, 1).to(x.device, x.dtype), x)
+
+
+def augment_batch(x: torch.Tensor, config: TrainConfig, generator: torch.Generator
+                  ) -> torch.Tensor:
+    """The config's batched augmentations, in a fixed order (flip, geometry, erasing)."""
+    if config.hflip:
+        x = random_hflip(x, generator)
+    if config.rotate or config.scale:
+        x = random_affine(x, config.rotate, config.scale, config.shift, generator)
+    elif config.shift:
+        x = random_shift(x, config.shift, generator)
+    if config.erase:
+        x = random_erasing(x, config.erase, generator)
+    return x
+
+
+def mixup(x: torch.Tensor, alpha: float, generator: torch.Generator
+          ) -> tuple[torch.Tensor, float, torch.Tensor]:
+    """Blend each image with another of the batch: returns images, weight, partner order."""
+    seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
+    weight = float(np.random.default_rng(seed).beta(alpha, alpha))
+    partner = torch.randperm(len(x), generator=generator).to(x.device)
+    return weight * x + (1 - weight) * x[partner], weight, partner

@@ -1,14 +1,20 @@
-"""Checkpoints written atomically, so a run killed at any moment never leaves a broken file."""
+"""What a run folder keeps to resume exactly: checkpoints written atomically (a run killed at any
+moment never leaves a broken file), the history, and the random-number state."""
 
 from __future__ import annotations
 
+import csv
 import os
+import random
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from .errors import FercnnError
+from ..errors import FercnnError
+
+HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
 
 
 def save_atomic(state: dict, path: Path) -> None:
@@ -40,8 +46,33 @@ def load_checkpoint(path: str | Path) -> dict:
 
 def model_from_checkpoint(checkpoint: dict) -> torch.nn.Module:
     """The checkpoint's network with its weights, in eval mode, on the CPU."""
-    from .models import create_model
+    from ..models import create_model
 
     model = create_model(checkpoint["model_name"])
     model.load_state_dict(checkpoint["model"])
     return model.eval()
+
+
+def write_history(history: list[dict], path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
+        writer.writeheader()
+        writer.writerows(history)
+    tmp.replace(path)
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+             "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from .errors import FercnnError
+from ..errors import FercnnError
 
 
 @dataclass

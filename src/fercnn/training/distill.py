@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import FercnnError
 from .checkpoint import load_checkpoint, model_from_checkpoint
-from .errors import FercnnError
 
 
 class OnnxTeacher(nn.Module):
@@ -24,7 +24,7 @@ class OnnxTeacher(nn.Module):
 
     def __init__(self, model: str) -> None:
         super().__init__()
-        from .recognize import Recognizer
+        from ..recognition import Recognizer
 
         self.recognizer = Recognizer(model)
         expected = {"scale": 1 / 255, "mean": 0.0, "std": 1.0}
@@ -60,7 +60,7 @@ class Teachers(nn.Module):
 
 def load_teachers(paths: list[str], device: torch.device) -> Teachers:
     """Run folders, checkpoints or ONNX models as one frozen teacher ensemble on ``device``."""
-    from .evaluate import is_onnx
+    from ..recognition import is_onnx
 
     models = [OnnxTeacher(p) if is_onnx(p) else model_from_checkpoint(load_checkpoint(p))
               for p in paths]

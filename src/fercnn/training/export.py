@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import FercnnError
-from .labels import EMOTIONS, IMAGE_SIZE
+from ..errors import FercnnError
+from ..labels import EMOTIONS, IMAGE_SIZE
 
 METADATA_KEY = "fercnn"
 
@@ -83,7 +83,7 @@ def requantize_onnx(model: str | Path, out: str | Path, data: str | None = None,
     VNNI (see :func:`_quantize_int8`); this repairs them without the training run."""
     import onnx
 
-    from .recognize import BUNDLED_MODELS, Recognizer
+    from ..recognition import BUNDLED_MODELS, Recognizer
 
     source = Path(BUNDLED_MODELS.get(str(model), model))
     metadata = dict(Recognizer(source).metadata)  # also: a clear error for a bad file
@@ -101,7 +101,7 @@ def _finish(fp32: Path, out: Path, metadata: dict, int8: bool, data: str | None,
             val_fraction: float, calibration_images: int) -> None:
     """From an fp32 graph to ``out``: int8 when asked, the metadata inside, and the
     PrivateTest accuracy of this very file (not of the torch model) when data is at hand."""
-    from .data import load_dataset
+    from ..data import load_dataset
 
     model_path = fp32.with_name("model.onnx")
     dataset = load_dataset(data, val_fraction=val_fraction) if data is not None else None
@@ -114,7 +114,7 @@ def _finish(fp32: Path, out: Path, metadata: dict, int8: bool, data: str | None,
     _write_metadata(model_path, metadata)
     # data packed without PrivateTest (scripts/device_data.py): scored where that split is
     if dataset is not None and dataset.split_mask("PrivateTest").any():
-        from .evaluate import evaluate
+        from ..evaluate import evaluate
 
         metadata["private_test_accuracy"] = round(evaluate([model_path], data)["accuracy"], 4)
         _write_metadata(model_path, metadata)

@@ -6,8 +6,8 @@ import csv
 import json
 from pathlib import Path
 
+from ..errors import FercnnError
 from .config import load_config
-from .errors import FercnnError
 
 COLUMNS = ("model", "params", "train_loss", "val_loss", "train_acc", "val_acc", "test_acc",
            "clean_test_acc", "epoch_seconds")
@@ -35,9 +35,9 @@ def compare(config_paths: list[str], data: str | None = None,
             out: str | Path = "results/comparison") -> str:
     """Train what is missing, evaluate each best checkpoint on PrivateTest, write the tables
     and figures into ``out``; returns the Markdown table."""
-    from .evaluate import evaluate
-    from .plots import compare_curves
-    from .train import train
+    from ..evaluate import evaluate
+    from ..plots import compare_curves
+    from .loop import train
 
     out = Path(out)
     configs = [load_config(p) for p in config_paths]

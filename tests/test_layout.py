@@ -1,0 +1,129 @@
+"""The package's shape: two layers (recognition never needs torch) and no import cycles."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import REPO
+
+PACKAGE = REPO / "src" / "fercnn"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def package_of(path: Path) -> str:
+    """The package a module's relative imports start from."""
+    name = module_name(path)
+    return name if path.name == "__init__.py" else name.rpartition(".")[0]
+
+
+def imported_modules(path: Path, modules: set[str]) -> set[str]:
+    """Every fercnn module that ``path`` imports, at the top or inside a function.
+    ``from X import Y`` counts as importing X.Y when that is a module, else X."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package_of(path).split(".")
+                anchor = anchor[:len(anchor) - (node.level - 1)]
+                base = ".".join(anchor + ([base] if base else []))
+            for alias in node.names:
+                sub = f"{base}.{alias.name}"
+                found.add(sub if sub in modules else base)
+    return {m for m in found if m in modules}
+
+
+def import_graph() -> dict[str, set[str]]:
+    paths = sorted(PACKAGE.rglob("*.py"))
+    modules = {module_name(p) for p in paths}
+    return {module_name(p): imported_modules(p, modules) - {module_name(p)} for p in paths}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle as a list of modules (first == last), or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_the_package_has_no_import_cycle():
+    graph = import_graph()
+    assert "fercnn.training.loop" in graph and "fercnn.recognition.recognizer" in graph
+    assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    """The check above could not fail if the finder missed cycles: it finds one here."""
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert find_cycle(graph) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_the_import_graph_sees_imports_inside_functions():
+    graph = import_graph()
+    # fercnn.evaluate imports the training side only inside a function, for checkpoints
+    assert "fercnn.training.evaluate" in graph["fercnn.evaluate"]
+    assert "fercnn.models._registry" in graph["fercnn.models.vgg"]
+
+
+def test_the_recognition_layer_never_imports_torch_or_training():
+    for path in sorted((PACKAGE / "recognition").rglob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        names = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                 for alias in node.names}
+        names |= {node.module or "" for node in ast.walk(tree)
+                  if isinstance(node, ast.ImportFrom)}
+        assert not {n for n in names if n.split(".")[0] == "torch"}, path
+        assert not {n for n in names if n.lstrip(".").split(".")[0] in ("training", "models")
+                    or n.startswith("fercnn.training")}, path
+
+
+def test_recognition_runs_on_the_bundled_photo_with_torch_unimportable():
+    """Every module of the recognition layer imports, and the default Recognizer names the
+    astronaut's emotion, in an interpreter where importing torch fails."""
+    code = """
+import importlib, pkgutil, sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "torch":
+            raise ImportError(name + " is blocked for this test")
+sys.meta_path.insert(0, Block())
+import fercnn.recognition as layer
+for info in pkgutil.walk_packages(layer.__path__, "fercnn.recognition."):
+    importlib.import_module(info.name)
+from fercnn import EMOTIONS, Recognizer
+from fercnn.recognition import DEMO_PHOTO
+faces = Recognizer().predict(DEMO_PHOTO)
+assert len(faces) == 1 and faces[0].emotion in EMOTIONS, faces
+assert "torch" not in {name.split(".")[0] for name in sys.modules}
+print(faces[0].emotion)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "happy"
