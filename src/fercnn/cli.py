@@ -107,6 +107,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate
 
+    if args.images:
+        return _evaluate_images(args)
     result = evaluate(args.models, data=args.data, split=args.split, tta=args.tta,
                       out=args.out, ferplus=args.ferplus, ferplus_rule=args.ferplus_rule)
     if args.json:
@@ -126,6 +128,28 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for name, m in result["per_class"].items():
         print(f"{name:<10}{m['precision']:>10.3f}{m['recall']:>8.3f}{m['f1']:>8.3f}"
               f"{m['support']:>6}")
+    return 0
+
+
+def _evaluate_images(args: argparse.Namespace) -> int:
+    """``evaluate MODEL --images DIR``: labelled photos through the whole recognition path."""
+    from .recognition.evaluate import evaluate_images
+
+    if len(args.models) != 1:
+        raise FercnnError("--images scores one model at a time")
+    args.model = args.models[0]
+    result = evaluate_images(_recognizer(args), args.images, detect=not args.no_detect,
+                             out=args.out)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{args.model} on {result['images']} photos in {args.images}"
+          f"{' with TTA' if args.tta else ''}: accuracy {result['accuracy']:.4f}, "
+          f"macro recall {result['macro_recall']:.4f}, no face found "
+          f"{result['no_face']:.1%}")
+    print(f"{'class':<10}{'recall':>8}{'n':>6}")
+    for name, m in result["per_class"].items():
+        print(f"{name:<10}{m['recall']:>8.3f}{m['support']:>6}")
     return 0
 
 
@@ -217,11 +241,12 @@ def _describe(face) -> str:
 
 
 def _recognizer(args: argparse.Namespace):
-    """The Recognizer for --model and --tta, with a Haar detector sized by --min-face."""
-    from .recognition import HaarDetector, Recognizer
+    """The Recognizer for --model, --tta, --detector, --min-face and --no-align."""
+    from .recognition import Recognizer
+    from .recognition.recognizer import make_detector
 
-    detector = HaarDetector() if args.min_face is None else HaarDetector(min_size=args.min_face)
-    return Recognizer(args.model, detector=detector, tta=args.tta)
+    return Recognizer(args.model, detector=make_detector(args.detector, args.min_face),
+                      tta=args.tta, align=not args.no_align)
 
 
 @command
@@ -332,9 +357,15 @@ def _add_recognition_options(p: argparse.ArgumentParser) -> None:
     _add_model(p)
     p.add_argument("--tta", action="store_true", help="average ten views of each face (shifts "
                    "and mirror images): more accurate, ten times the model's work")
+    p.add_argument("--detector", choices=("blazeface", "haar"), default="blazeface",
+                   help="face detector: MediaPipe's BlazeFace (default; faces of every size, "
+                   "eye keypoints for alignment) or OpenCV's Haar cascade")
     p.add_argument("--min-face", type=_positive_int, metavar="PX",
-                   help="smallest face searched for, in pixels of the photo scaled to at most "
-                        "1024 px (default 40; lower finds smaller faces, more slowly)")
+                   help="smallest face searched for, in pixels (default 48; Haar: 40, in the "
+                        "photo scaled to at most 1024 px); lower finds smaller faces, more "
+                        "slowly")
+    p.add_argument("--no-align", action="store_true",
+                   help="do not turn tilted faces upright from their eye keypoints")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -399,6 +430,16 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=("Training", "PublicTest", "PrivateTest"))
     p.add_argument("--json", action="store_true")
     p.add_argument("--out", metavar="DIR", help="write metrics JSON and confusion matrix here")
+    p.add_argument("--images", metavar="DIR", help="score labelled photos instead, through "
+                   "the whole recognition path: DIR/labels.csv (path,label) or class folders")
+    p.add_argument("--no-detect", action="store_true",
+                   help="with --images: each photo is one pre-cropped face")
+    p.add_argument("--detector", choices=("blazeface", "haar"), default="blazeface",
+                   help="with --images: the face detector")
+    p.add_argument("--min-face", type=_positive_int, metavar="PX",
+                   help="with --images: smallest face searched for, in pixels")
+    p.add_argument("--no-align", action="store_true",
+                   help="with --images: do not turn tilted faces upright")
 
     p = sub.add_parser("compare", help="train several configs and tabulate them")
     p.add_argument("configs", nargs="+", metavar="CONFIG")

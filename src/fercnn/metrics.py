@@ -53,3 +53,29 @@ def write_report(result: dict, out: str | Path, title: str) -> None:
     (out / f"metrics-{split}.json").write_text(json.dumps(result, indent=2))
     confusion_matrix(np.array(result["confusion"]), out / f"confusion-{split}.png",
                      title=f"{title} on {split}: accuracy {result['accuracy']:.1%}")
+
+
+NO_FACE = -1  # the prediction of a photo whose face was not found
+
+
+def photo_metrics(predicted: np.ndarray, labels: np.ndarray) -> dict:
+    """Metrics of labelled photos through the whole recognition path: a photo whose face was
+    not found (``NO_FACE``) counts as wrong. Macro recall (the mean recall over the classes
+    present) weighs a rare class as much as a common one, where accuracy follows the mix.
+    The confusion matrix has an eighth column, "no face"."""
+    k = len(EMOTIONS)
+    columns = np.where(predicted == NO_FACE, k, predicted)
+    confusion = np.bincount(labels * (k + 1) + columns, minlength=k * (k + 1)).reshape(k, k + 1)
+    support = confusion.sum(1)
+    recall = np.divide(np.diag(confusion[:, :k]).astype(float), support, out=np.zeros(k),
+                       where=support > 0)
+    return {
+        "images": int(len(labels)),
+        "accuracy": float((predicted == labels).mean()) if len(labels) else 0.0,
+        "macro_recall": float(recall[support > 0].mean()) if support.any() else 0.0,
+        "no_face": float((predicted == NO_FACE).mean()) if len(labels) else 0.0,
+        "per_class": {e: {"recall": float(r), "support": int(s)}
+                      for e, r, s in zip(EMOTIONS, recall, support, strict=True)},
+        "confusion": confusion.tolist(),
+        "confusion_columns": [*EMOTIONS, "no face"],
+    }

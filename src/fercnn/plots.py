@@ -81,19 +81,22 @@ def learning_curves(history: list[dict], path: str | Path, title: str = "") -> N
     _save(fig, path)
 
 
-def confusion_matrix(confusion: np.ndarray, path: str | Path, title: str = "") -> None:
-    """Row-normalised confusion matrix (each true class sums to 1)."""
+def confusion_matrix(confusion: np.ndarray, path: str | Path, title: str = "",
+                     columns: list[str] | None = None) -> None:
+    """Row-normalised confusion matrix (each true class sums to 1); ``columns`` names the
+    predictions when they are more than the classes (photos: "no face")."""
+    columns = columns or list(EMOTIONS)
     plt = _pyplot()
     totals = confusion.sum(1, keepdims=True)
     normalised = np.divide(confusion, totals, out=np.zeros(confusion.shape), where=totals > 0)
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
     image = ax.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(EMOTIONS)), EMOTIONS, rotation=45, ha="right")
+    ax.set_xticks(range(len(columns)), columns, rotation=45, ha="right")
     ax.set_yticks(range(len(EMOTIONS)), EMOTIONS)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     for i in range(len(EMOTIONS)):
-        for j in range(len(EMOTIONS)):
+        for j in range(len(columns)):
             ax.text(j, i, f"{normalised[i, j]:.2f}", ha="center", va="center", fontsize=8,
                     color="white" if normalised[i, j] > 0.5 else "black")
     ax.set_title(title, fontsize=10)

@@ -7,7 +7,16 @@ import cv2
 import numpy as np
 
 from ..labels import IMAGE_SIZE
-from .faces import Box
+from .faces import Box, Face
+
+# FER-2013's framing as BlazeFace sees it (benchmarks/results/fer_framing.md: 984 Training
+# faces upscaled 4x and re-detected): the box is 41 of the crop's 48 pixels wide, its centre
+# at (24, 27). Box width is the steadier scale cue (13% spread against 18% for the eye
+# distance, which also shrinks as a head turns), so it sets the scale and the eyes only the
+# angle.
+FER_BOX_WIDTH = 41.0
+FER_BOX_CENTRE = (24.0, 27.0)
+MAX_ANGLE = 45.0  # degrees; beyond this the eye keypoints of a profile face are guesses
 
 
 def crop_face(gray: np.ndarray, box: Box, margin: float = 0.1) -> np.ndarray:
@@ -29,3 +38,47 @@ def crop_face(gray: np.ndarray, box: Box, margin: float = 0.1) -> np.ndarray:
     shrink = size > IMAGE_SIZE
     return cv2.resize(crop, (IMAGE_SIZE, IMAGE_SIZE),
                       interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+def eye_angle(face: Face) -> float:
+    """The tilt of the eye line in degrees (positive: the left eye lower in the image), 0 for
+    a face without keypoints; clipped to +-``MAX_ANGLE``."""
+    if face.keypoints is None or len(face.keypoints) < 2:
+        return 0.0
+    right_eye, left_eye = face.keypoints[0], face.keypoints[1]
+    dx, dy = left_eye - right_eye
+    return float(np.clip(np.degrees(np.arctan2(dy, dx)), -MAX_ANGLE, MAX_ANGLE))
+
+
+def align_face(gray: np.ndarray, face: Face, rotate: bool = True) -> np.ndarray:
+    """The 48x48 crop of a detected face framed as FER-2013 frames it (box width and centre
+    at their FER-2013 places) and, with ``rotate``, turned so the eyes are level: a tilted
+    head reaches the model upright. Large faces are shrunk with area averaging first, so the
+    crop does not alias; outside the photo the edge is replicated."""
+    x, y, w, h = face.box
+    scale = max(w, h) / FER_BOX_WIDTH  # photo pixels per crop pixel
+    centre = np.array([x + w / 2, y + h / 2])
+    # the region the rotated crop can reach, with a pixel to spare for interpolation
+    reach = IMAGE_SIZE * scale * (np.sqrt(2) if rotate else 1.0) + 2 * scale + 2
+    x0, y0 = (int(np.floor(v - reach)) for v in centre)
+    size = int(np.ceil(2 * reach))
+    pad = max(0, -x0, -y0, x0 + size - gray.shape[1], y0 + size - gray.shape[0])
+    source = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE) if pad else gray
+    region = source[y0 + pad:y0 + pad + size, x0 + pad:x0 + pad + size]
+    shrink = max(1.0, scale)
+    if shrink > 1.0:
+        small = max(1, int(round(size / shrink)))
+        region = cv2.resize(region, (small, small), interpolation=cv2.INTER_AREA)
+        shrink = size / small
+    # crop pixel (u, v) -> region pixel: rotate and scale about the FER box centre, in OpenCV's
+    # convention of integer pixel centres
+    angle = np.radians(eye_angle(face)) if rotate else 0.0
+    step = scale / shrink
+    cos, sin = np.cos(angle) * step, np.sin(angle) * step
+    centre_region = (centre - (x0, y0)) / shrink - 0.5
+    u0, v0 = FER_BOX_CENTRE[0] - 0.5, FER_BOX_CENTRE[1] - 0.5
+    matrix = np.array([[cos, -sin, centre_region[0] - cos * u0 + sin * v0],
+                       [sin, cos, centre_region[1] - sin * u0 - cos * v0]])
+    return cv2.warpAffine(region, matrix, (IMAGE_SIZE, IMAGE_SIZE),
+                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REPLICATE)

@@ -1,12 +1,18 @@
-"""Evaluation on the recognition side: exported (ONNX) models scored through onnxruntime, no
-torch."""
+"""Evaluation on the recognition side, no torch: exported (ONNX) models on FER-2013's splits,
+and labelled photos through the whole path (detector, alignment, model)."""
 
 from __future__ import annotations
 
+import csv
+import json
 from pathlib import Path
 
 import numpy as np
 
+from ..data.folders import IMAGE_SUFFIXES
+from ..errors import FercnnError
+from ..labels import EMOTIONS
+from ..metrics import NO_FACE, photo_metrics
 from .recognizer import Recognizer
 
 
@@ -17,3 +23,69 @@ def onnx_probabilities(model: str | Path, images: np.ndarray, tta: bool = False
     probabilities = np.concatenate([recognizer.predict_batch(images[i:i + 256])
                                     for i in range(0, len(images), 256)])
     return probabilities, {"model": recognizer.metadata.get("model")}
+
+
+def labelled_images(folder: str | Path) -> list[tuple[Path, int]]:
+    """(photo, class index) from ``folder/labels.csv`` (``path,label``, paths relative to the
+    folder) or, without it, from class folders (``folder/happy/*.jpg``, names as in
+    EMOTIONS, matched case-insensitively)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FercnnError(f"{folder}: no such folder")
+    listing = folder / "labels.csv"
+    if listing.is_file():
+        return _from_listing(listing)
+    classes = {p.name.lower(): p for p in folder.iterdir() if p.is_dir()}
+    known = [(classes[e], i) for i, e in enumerate(EMOTIONS) if e in classes]
+    if not known:
+        raise FercnnError(f"{folder}: neither a labels.csv nor class folders "
+                          f"({', '.join(EMOTIONS)})")
+    return [(p, i) for class_dir, i in known for p in sorted(class_dir.rglob("*"))
+            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+
+
+def _from_listing(listing: Path) -> list[tuple[Path, int]]:
+    with open(listing, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if rows and not {"path", "label"} <= set(rows[0]):
+        raise FercnnError(f"{listing}: expected the columns path,label")
+    photos = []
+    for line, row in enumerate(rows, start=2):
+        label = (row["label"] or "").strip().lower()
+        if label not in EMOTIONS:
+            raise FercnnError(f"{listing}: line {line}: unknown label {row['label']!r} "
+                              f"(one of {', '.join(EMOTIONS)})")
+        photos.append((listing.parent / row["path"], EMOTIONS.index(label)))
+    return photos
+
+
+def evaluate_images(recognizer: Recognizer, folder: str | Path, detect: bool = True,
+                    out: str | Path | None = None) -> dict:
+    """Labelled photos scored through the whole recognition path (detector, alignment,
+    model): the largest face found in each photo is its prediction, and a photo with none
+    counts as wrong. With ``out``, the metrics JSON and a confusion matrix PNG go there."""
+    photos = labelled_images(folder)
+    if not photos:
+        raise FercnnError(f"{folder}: no labelled images")
+    predicted = np.full(len(photos), NO_FACE)
+    for i, (path, _) in enumerate(photos):
+        faces = recognizer.predict(path, detect=detect)
+        if faces:
+            largest = max(faces, key=lambda f: f.box[2] * f.box[3])
+            predicted[i] = recognizer.classes.index(largest.emotion)
+    labels = np.array([label for _, label in photos])
+    result = {"model": recognizer.metadata.get("model", str(recognizer.path)),
+              "images_folder": str(folder), "tta": recognizer.tta,
+              "detector": type(recognizer.detector).__name__ if detect else None,
+              "align": recognizer.align, **photo_metrics(predicted, labels)}
+    if out is not None:
+        from ..plots import confusion_matrix
+
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics-images.json").write_text(json.dumps(result, indent=2))
+        confusion_matrix(np.array(result["confusion"]), out / "confusion-images.png",
+                         title=f"{Path(folder).name}: accuracy {result['accuracy']:.1%}, "
+                         f"macro recall {result['macro_recall']:.3f}",
+                         columns=result["confusion_columns"])
+    return result

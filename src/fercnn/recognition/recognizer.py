@@ -16,10 +16,28 @@ from ..errors import FercnnError
 from ..labels import EMOTIONS, IMAGE_SIZE
 from ..tta import tta_views
 from .bundled import model_path
-from .crop import crop_face
+from .crop import align_face, crop_face
 from .faces import Box, Face, FaceDetector
 from .haar import HaarDetector
 from .images import load_image, to_gray
+
+DETECTORS = ("blazeface", "haar")
+
+
+def make_detector(name: str = "blazeface", min_face: int | None = None) -> FaceDetector:
+    """A detector by name: ``blazeface`` (the default: MediaPipe's neural detector, faces of
+    every size, with eye keypoints for alignment) or ``haar`` (OpenCV's cascade, the earlier
+    default). ``min_face``: the smallest face searched for, in pixels (Haar: of the photo
+    scaled to at most 1024 px)."""
+    if name == "haar":
+        return HaarDetector() if min_face is None else HaarDetector(min_size=min_face)
+    if name == "blazeface":
+        from .blazeface import BlazeFaceDetector
+
+        if min_face is None:
+            return BlazeFaceDetector()
+        return BlazeFaceDetector(min_face=min_face, drop_below=min_face)
+    raise FercnnError(f"unknown detector {name!r}: choose one of {', '.join(DETECTORS)}")
 
 
 @dataclass
@@ -39,7 +57,8 @@ class Recognizer:
     a path, or the name of a bundled one ("default", the fast one; "accurate")."""
 
     def __init__(self, model: str | Path | None = None, detector: FaceDetector | None = None,
-                 margin: float = 0.1, threads: int | None = None, tta: bool = False) -> None:
+                 margin: float = 0.1, threads: int | None = None, tta: bool = False,
+                 align: bool = True) -> None:
         import onnxruntime as ort
 
         path = model_path(model)
@@ -61,7 +80,10 @@ class Recognizer:
         self.scale = float(self.metadata.get("input", {}).get("scale", 1 / 255))
         self.input_name = self.session.get_inputs()[0].name
         self.detector = detector
+        # faces with keypoints are framed as FER-2013's (crop.align_face) and, with align,
+        # turned upright; boxes alone (Haar, given boxes) are cropped with this margin
         self.margin = margin
+        self.align = align
         self.path = path
         # ten views of each face, averaged (fercnn.tta): about 1.4 points on PrivateTest for
         # ten times the model's work, still small beside the face detection of a photo
@@ -69,7 +91,7 @@ class Recognizer:
 
     def _detector(self) -> FaceDetector:
         if self.detector is None:
-            self.detector = HaarDetector()
+            self.detector = make_detector()
         return self.detector
 
     def predict_batch(self, faces: np.ndarray) -> np.ndarray:
@@ -88,15 +110,25 @@ class Recognizer:
 
     def faces(self, image, boxes: list[Box] | None = None, detect: bool = True,
               color: str = "bgr") -> tuple[np.ndarray, list[Face]]:
-        """The gray image and its face boxes: given, detected, or the whole image."""
-        gray = to_gray(load_image(image, color))
+        """The gray image and its face boxes: given, detected, or the whole image. The
+        detector sees the colour image (BlazeFace reads RGB); the model reads gray."""
+        loaded = load_image(image, color)
+        gray = to_gray(loaded)
         if boxes is not None:
             found = [Face(tuple(int(v) for v in box)) for box in boxes]
         elif detect:
-            found = self._detector().detect(gray)
+            colour = loaded.ndim == 3 and loaded.shape[2] == 3 and loaded.dtype == np.uint8
+            found = self._detector().detect(loaded if colour else gray)
         else:
             found = [Face((0, 0, gray.shape[1], gray.shape[0]))]
         return gray, found
+
+    def crop(self, gray: np.ndarray, face: Face, whole: bool = False) -> np.ndarray:
+        """The model's 48x48 view of one face: framed as FER-2013's from its keypoints' box
+        (turned upright with ``align``), else a square around the box with ``margin``."""
+        if face.keypoints is not None:
+            return align_face(gray, face, rotate=self.align)
+        return crop_face(gray, face.box, margin=0.0 if whole else self.margin)
 
     def predict(self, image, boxes: list[Box] | None = None, detect: bool = True,
                 color: str = "bgr") -> list[FaceResult]:
@@ -111,8 +143,7 @@ class Recognizer:
             gray, found = self.faces(image, boxes, detect, color)
             per_image.append(found)
             whole = not detect and boxes is None
-            crops += [crop_face(gray, f.box, margin=0.0 if whole else self.margin)
-                      for f in found]
+            crops += [self.crop(gray, f, whole) for f in found]
         probabilities = self.predict_batch(np.stack(crops)) if crops else np.zeros((0, 7))
         results, i = [], 0
         for found in per_image:
