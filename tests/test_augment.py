@@ -54,3 +54,16 @@ def test_erasing_blanks_one_rectangle_in_about_the_asked_share():
     assert 0.4 < changed.float().mean() < 0.6
     area = (y != 0).flatten(1).float().mean(1)[changed]
     assert (area <= 0.2 + 1e-6).all()
+
+
+def test_photo_degradations_touch_only_their_share_and_stay_in_range():
+    from fercnn.training.augment import photo_degrade
+
+    x = torch.rand(64, 1, 48, 48, generator=torch.Generator().manual_seed(1))
+    y = photo_degrade(x, 0.5, torch.Generator().manual_seed(2))
+    changed = (y != x).flatten(1).any(1)
+    assert 16 <= int(changed.sum()) <= 48  # about half of the batch
+    assert float(y.min()) >= 0.0 and float(y.max()) <= 1.0
+    again = photo_degrade(x, 0.5, torch.Generator().manual_seed(2))
+    assert torch.equal(y, again)  # the generator decides everything
+    assert torch.equal(photo_degrade(x, 0.0, torch.Generator().manual_seed(2)), x)

@@ -71,15 +71,84 @@ def random_erasing(x: torch.Tensor, probability: float, generator: torch.Generat
     return torch.where(box, fill.view(b, 1, 1, 1).to(x.device, x.dtype), x)
 
 
+def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:
+    return low + (high - low) * torch.rand(n, generator=generator)
+
+
+def random_downscale(x: torch.Tensor, sizes: tuple[int, ...], generator: torch.Generator
+                     ) -> torch.Tensor:
+    """Each image down to one of ``sizes`` pixels (area averaging) and back up (bilinear): the
+    blur of a small face in a photo, upscaled to 48x48 by the crop."""
+    pick = torch.randint(len(sizes), (x.shape[0],), generator=generator)
+    out = x.clone()
+    for i, size in enumerate(sizes):
+        chosen = (pick == i).nonzero().flatten().to(x.device)
+        if len(chosen) and size < x.shape[-1]:
+            small = F.interpolate(x[chosen], size=size, mode="area")
+            out[chosen] = F.interpolate(small, size=x.shape[-2:], mode="bilinear",
+                                        align_corners=False)
+    return out
+
+
+def random_tone(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Exposure as cameras vary it: gamma in [0.6, 1.6], contrast in [0.6, 1.4] about each
+    image's mean, brightness +-0.1, then sensor noise of up to 0.03 (on a 0-1 scale)."""
+    b = x.shape[0]
+    gamma = torch.exp(_uniform(b, -0.5, 0.5, generator)).view(b, 1, 1, 1).to(x.device)
+    x = x.clamp_min(1e-4) ** gamma
+    contrast = _uniform(b, 0.6, 1.4, generator).view(b, 1, 1, 1).to(x.device)
+    shift = _uniform(b, -0.1, 0.1, generator).view(b, 1, 1, 1).to(x.device)
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = (x - mean) * contrast + mean + shift
+    sigma = _uniform(b, 0.0, 0.03, generator).view(b, 1, 1, 1).to(x.device)
+    noise = torch.randn(x.shape, generator=generator).to(x.device)
+    return (x + sigma * noise).clamp(0, 1)
+
+
+def random_jpeg(x: torch.Tensor, generator: torch.Generator, low: int = 30, high: int = 90
+                ) -> torch.Tensor:
+    """Each image through OpenCV's JPEG encoder at a quality in [low, high]: the block and
+    ringing artefacts of compressed photos. There is no batched JPEG in torch (torchvision's
+    is unavailable here), so this one is a loop of 48x48 encodes, about 20 us each."""
+    import cv2
+
+    quality = torch.randint(low, high + 1, (x.shape[0],), generator=generator).tolist()
+    pixels = (x.detach().float().cpu().numpy()[:, 0] * 255).round().astype(np.uint8)
+    out = []
+    for image, q in zip(pixels, quality, strict=True):
+        ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(q)])
+        out.append(cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if ok else image)
+    return torch.from_numpy(np.stack(out)).unsqueeze(1).to(x.device, x.dtype) / 255
+
+
+def photo_degrade(x: torch.Tensor, share: float, generator: torch.Generator) -> torch.Tensor:
+    """What the photo path does to faces that FER-2013's never went through, on a random
+    ``share`` of the batch: downscale blur (small faces), camera exposure and noise, JPEG.
+    Box jitter and the rotation left after alignment are the geometry augmentations'."""
+    chosen = (torch.rand(x.shape[0], generator=generator) < share).nonzero().flatten()
+    if not len(chosen):
+        return x
+    part = x[chosen.to(x.device)]
+    part = random_downscale(part, (12, 16, 24, 32, 48), generator)
+    part = random_tone(part, generator)
+    part = random_jpeg(part, generator)
+    out = x.clone()
+    out[chosen.to(x.device)] = part
+    return out
+
+
 def augment_batch(x: torch.Tensor, config: TrainConfig, generator: torch.Generator
                   ) -> torch.Tensor:
-    """The config's batched augmentations, in a fixed order (flip, geometry, erasing)."""
+    """The config's batched augmentations, in a fixed order (flip, geometry, photo
+    degradations, erasing)."""
     if config.hflip:
         x = random_hflip(x, generator)
     if config.rotate or config.scale:
         x = random_affine(x, config.rotate, config.scale, config.shift, generator)
     elif config.shift:
         x = random_shift(x, config.shift, generator)
+    if config.photo:
+        x = photo_degrade(x, config.photo, generator)
     if config.erase:
         x = random_erasing(x, config.erase, generator)
     return x

@@ -34,6 +34,7 @@ class TrainConfig:
     rotate: float = 0.0  # random rotation up to this many degrees
     scale: float = 0.0  # random zoom in [1 - scale, 1 + scale]
     erase: float = 0.0  # probability of random erasing (one rectangle per image)
+    photo: float = 0.0  # share of each batch degraded as photos degrade faces (augment.py)
     mixup: float = 0.0  # mixup Beta(alpha, alpha); 0 = off
     ema: float = 0.0  # decay of an exponential moving average of the weights; 0 = off
     ema_warmup: bool = False  # decay min(ema, (1 + n) / (10 + n)) after n updates
@@ -95,6 +96,8 @@ def config_from_dict(values: dict, source: str = "config") -> TrainConfig:
                           "distill_temperature positive")
     if not 0 <= config.crowd_weight <= 1:
         raise FercnnError(f"{source}: crowd_weight must be in [0, 1]")
+    if not 0 <= config.photo <= 1:
+        raise FercnnError(f"{source}: photo must be in [0, 1]")
     if config.crowd_votes and config.ferplus:
         raise FercnnError(f"{source}: crowd_votes blends FER+ votes into the FER-2013 labels; "
                           "ferplus replaces those labels: set one of them")
