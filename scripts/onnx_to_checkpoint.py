@@ -52,6 +52,15 @@ def layers_with_norms(model: nn.Module) -> list[tuple[str, nn.Module, nn.Module]
     return pairs
 
 
+def layer_output(model: nn.Module, layer: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """What ``layer`` computes inside ``model`` for ``images``."""
+    seen: list[torch.Tensor] = []
+    hook = layer.register_forward_hook(lambda _m, _i, output: seen.append(output))
+    model(images)
+    hook.remove()
+    return seen[0]
+
+
 @torch.no_grad()
 def unfold(model: nn.Module, weights: dict[str, np.ndarray], images: torch.Tensor) -> None:
     """Load the folded weights, then set every batch norm from its input's statistics."""
@@ -66,11 +75,7 @@ def unfold(model: nn.Module, weights: dict[str, np.ndarray], images: torch.Tenso
     model.eval()
     for name, layer, norm in pairs:
         bias = torch.from_numpy(weights[f"{name}.weight_bias"].copy())
-        seen = []
-        hook = layer.register_forward_hook(lambda m, i, o: seen.append(o))
-        model(images)
-        hook.remove()
-        out = seen[0].transpose(0, 1).reshape(len(bias), -1)  # channels first
+        out = layer_output(model, layer, images).transpose(0, 1).reshape(len(bias), -1)
         mean, var = out.mean(1), out.var(1, unbiased=False)
         std = (var + norm.eps).sqrt()
         norm.weight.copy_(std)

@@ -1,9 +1,10 @@
 """Recognition: photos, folders, video frames in; faces with emotions out.
 
 This layer runs on numpy, OpenCV, Pillow and onnxruntime and never imports torch: one image
-goes ``images`` (load, gray) -> a detector (``haar``) -> ``crop`` (48x48, FER-2013's framing)
--> ``recognizer`` (the ONNX model) -> ``annotate`` / ``video`` / JSON. ``bundled`` names the
-models that ship in the package, ``evaluate`` scores exported models.
+goes ``images`` (load, gray) -> a detector (``blazeface``, or ``haar``) -> ``crop`` (48x48,
+FER-2013's framing, eyes levelled) -> ``recognizer`` (the ONNX model) -> ``annotate`` /
+``video`` (with ``tracks``) / JSON. ``bundled`` names the models that ship in the package,
+``evaluate`` scores exported models and labelled photos.
 """
 
 from .bundled import ASSETS, BUNDLED_MODELS, DEFAULT_MODEL, DEMO_PHOTO, is_onnx
