@@ -357,6 +357,11 @@ def _add_recognition_options(p: argparse.ArgumentParser) -> None:
     _add_model(p)
     p.add_argument("--tta", action="store_true", help="average ten views of each face (shifts "
                    "and mirror images): more accurate, ten times the model's work")
+    _add_detection_options(p)
+
+
+def _add_detection_options(p: argparse.ArgumentParser) -> None:
+    """How faces are found and framed: predict, video and evaluate --images share these."""
     p.add_argument("--detector", choices=("blazeface", "haar"), default="blazeface",
                    help="face detector: MediaPipe's BlazeFace (default; faces of every size, "
                    "eye keypoints for alignment) or OpenCV's Haar cascade")
@@ -434,12 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "the whole recognition path: DIR/labels.csv (path,label) or class folders")
     p.add_argument("--no-detect", action="store_true",
                    help="with --images: each photo is one pre-cropped face")
-    p.add_argument("--detector", choices=("blazeface", "haar"), default="blazeface",
-                   help="with --images: the face detector")
-    p.add_argument("--min-face", type=_positive_int, metavar="PX",
-                   help="with --images: smallest face searched for, in pixels")
-    p.add_argument("--no-align", action="store_true",
-                   help="with --images: do not turn tilted faces upright")
+    _add_detection_options(p)
 
     p = sub.add_parser("compare", help="train several configs and tabulate them")
     p.add_argument("configs", nargs="+", metavar="CONFIG")

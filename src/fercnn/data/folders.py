@@ -38,7 +38,7 @@ def _find(root: Path, names: tuple[str, ...]) -> Path | None:
     return None
 
 
-def _list_split(folder: Path) -> list[tuple[Path, int]]:
+def list_class_folders(folder: Path) -> list[tuple[Path, int]]:
     """(file, class index) for every image under ``folder/<class>/``, sorted by file name.
 
     Sorting by name across classes keeps exported rows in their CSV order.
@@ -109,7 +109,7 @@ def load_folders(root: str | Path, val_fraction: float = 0.1, seed: int = 0,
     if not 0.0 < val_fraction < 1.0 and val_dir is None:
         raise FercnnError(f"validation fraction must be between 0 and 1, got {val_fraction}")
     folders = {0: train_dir, 1: val_dir, 2: test_dir}  # keys index SPLITS
-    listed = {code: _list_split(folder) for code, folder in folders.items() if folder}
+    listed = {code: list_class_folders(folder) for code, folder in folders.items() if folder}
     key_entries = [entry for entries in listed.values() for entry in entries]
     key = f"folders-{_listing_key(key_entries)}-{val_fraction}-{seed}"
     arrays = cache.load_arrays(key) if use_cache else None

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.folders import IMAGE_SUFFIXES
+from ..data.folders import list_class_folders
 from ..errors import FercnnError
 from ..labels import EMOTIONS
 from ..metrics import NO_FACE, photo_metrics
@@ -35,13 +35,10 @@ def labelled_images(folder: str | Path) -> list[tuple[Path, int]]:
     listing = folder / "labels.csv"
     if listing.is_file():
         return _from_listing(listing)
-    classes = {p.name.lower(): p for p in folder.iterdir() if p.is_dir()}
-    known = [(classes[e], i) for i, e in enumerate(EMOTIONS) if e in classes]
-    if not known:
+    if not any(p.is_dir() for p in folder.iterdir()):
         raise FercnnError(f"{folder}: neither a labels.csv nor class folders "
                           f"({', '.join(EMOTIONS)})")
-    return [(p, i) for class_dir, i in known for p in sorted(class_dir.rglob("*"))
-            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    return list_class_folders(folder)
 
 
 def _from_listing(listing: Path) -> list[tuple[Path, int]]:
