@@ -67,3 +67,24 @@ def test_photo_degradations_touch_only_their_share_and_stay_in_range():
     again = photo_degrade(x, 0.5, torch.Generator().manual_seed(2))
     assert torch.equal(y, again)  # the generator decides everything
     assert torch.equal(photo_degrade(x, 0.0, torch.Generator().manual_seed(2)), x)
+
+
+def test_border_repeats_the_new_edge_into_the_cut_and_keeps_the_rest():
+    from fercnn.training.augment import random_border
+
+    x = torch.rand(32, 1, 48, 48, generator=torch.Generator().manual_seed(3))
+    y = random_border(x, torch.Generator().manual_seed(4), most=0.2)
+    assert y.shape == x.shape
+    cut = 0
+    for a, b in zip(x[:, 0], y[:, 0], strict=True):
+        kept = (a == b).nonzero()
+        r0, r1 = int(kept[:, 0].min()), int(kept[:, 0].max())
+        c0, c1 = int(kept[:, 1].min()), int(kept[:, 1].max())
+        cut += (r0, r1, c0, c1) != (0, 47, 0, 47)
+        assert r0 <= 9 and r1 >= 38 and c0 <= 9 and c1 >= 38  # at most 20% per side
+        # inside the kept rectangle the image is untouched; outside it every pixel repeats
+        # the nearest kept one
+        rows = torch.arange(48).clamp(r0, r1)
+        cols = torch.arange(48).clamp(c0, c1)
+        assert torch.equal(b, a[rows][:, cols])
+    assert 16 <= cut <= 32  # each side cut with even odds: most images lose some edge
