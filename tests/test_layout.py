@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .conftest import REPO
 
 PACKAGE = REPO / "src" / "fercnn"
@@ -91,8 +93,11 @@ def test_the_import_graph_sees_imports_inside_functions():
     assert "fercnn.models._registry" in graph["fercnn.models.vgg"]
 
 
-def test_the_recognition_layer_never_imports_torch_or_training():
-    for path in sorted((PACKAGE / "recognition").rglob("*.py")):
+def test_the_recognition_layer_and_the_server_never_import_torch_or_training():
+    paths = sorted((PACKAGE / "recognition").rglob("*.py")) + sorted(
+        (PACKAGE / "serve").rglob("*.py"))
+    assert any(p.parent.name == "serve" for p in paths)
+    for path in paths:
         tree = ast.parse(path.read_text(), str(path))
         names = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
                  for alias in node.names}
@@ -122,6 +127,35 @@ faces = Recognizer().predict(DEMO_PHOTO)
 assert len(faces) == 1 and faces[0].emotion in EMOTIONS, faces
 assert "torch" not in {name.split(".")[0] for name in sys.modules}
 print(faces[0].emotion)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "happy"
+
+
+def test_the_server_answers_with_torch_unimportable():
+    """Every module of ``fercnn.serve`` imports, and a request through the app names the
+    astronaut's emotion, in an interpreter where importing torch fails."""
+    pytest.importorskip("fastapi", reason="the serve extra is not installed")
+    code = """
+import importlib, pkgutil, sys, warnings
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "torch":
+            raise ImportError(name + " is blocked for this test")
+sys.meta_path.insert(0, Block())
+import fercnn.serve as layer
+for info in pkgutil.walk_packages(layer.__path__, "fercnn.serve."):
+    importlib.import_module(info.name)
+warnings.filterwarnings("ignore", "Using `httpx`")
+from fastapi.testclient import TestClient
+from fercnn.recognition import DEMO_PHOTO
+from fercnn.serve.app import create_app
+answer = TestClient(create_app()).post("/v1/recognize", content=DEMO_PHOTO.read_bytes(),
+                                       headers={"content-type": "image/png"}).json()
+assert "torch" not in {name.split(".")[0] for name in sys.modules}
+print(answer["faces"][0]["emotion"])
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=REPO, timeout=120)

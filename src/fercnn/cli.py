@@ -154,6 +154,55 @@ def _evaluate_images(args: argparse.Namespace) -> int:
 
 
 @command
+def cmd_explain(args: argparse.Namespace) -> int:
+    from .explain import explain_files, resolve_method
+    from .recognition import Recognizer, is_onnx
+    from .recognition.recognizer import make_detector
+
+    method = resolve_method(args.model, args.method)  # a wrong pairing fails before any work
+    files, problems = _image_files(args.images, skip=args.out)
+    for problem in problems:
+        print(f"fercnn: error: {problem}", file=sys.stderr)
+    names = [t.with_name(t.name.removesuffix("-emotions.png"))  # unique, without suffixes
+             for t in _annotated_names([name for _, name in files])]
+    finder = Recognizer(args.model if is_onnx(args.model) else None, align=not args.no_align,
+                        detector=make_detector(args.detector, args.min_face))
+    report = explain_files(args.model, [(path, name) for (path, _), name in
+                                        zip(files, names, strict=True)],
+                           args.out, method, args.target, finder, detect=not args.no_detect)
+    for entry in report:
+        if not entry["faces"]:
+            problems.append(f"{entry['image']}: no face found")
+            print(f"fercnn: error: {entry['image']}: no face found", file=sys.stderr)
+        for i, face in enumerate(entry["faces"]):
+            print(f"{entry['image']}  face {i + 1} at {tuple(face['box'])}: {face['emotion']}"
+                  f"  ({method} map of {face['target']})")
+    print(f"maps written to {args.out}")
+    return 1 if problems else 0
+
+
+@command
+def cmd_tune(args: argparse.Namespace) -> int:
+    from .training.space import load_space
+    from .training.tune import tune
+
+    base = _config_with_overrides(args)
+    space = load_space(args.space, base)
+    folder = Path(args.study) if args.study else Path("studies") / base.name
+    summary = tune(base, space, folder, args.trials, minutes=args.minutes, resume=args.resume,
+                   storage=args.storage, pruner=args.pruner)
+    states = ", ".join(f"{n} {s}" for s, n in summary["states"].items()) or "no trials"
+    print(f"study {folder}: {states}")
+    if "best_value" in summary:
+        print(f"best: trial {summary['best_trial']} ({summary['best_run']}), validation "
+              f"accuracy {summary['best_value']:.4f}; config {summary['best_config']}")
+    for line in summary["skipped"]:
+        print(f"figure skipped: {line}")
+    print(f"trials: {summary['trials_csv']}; figures: {', '.join(summary['figures']) or 'none'}")
+    return 0
+
+
+@command
 def cmd_compare(args: argparse.Namespace) -> int:
     from .training.report import compare
 
@@ -174,7 +223,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     if exported:
         metadata = requantize_onnx(exported[0], args.out, data=args.data)
     else:
-        metadata = export_onnx(args.checkpoints, args.out, int8=args.int8, data=args.data)
+        metadata = export_onnx(args.checkpoints, args.out, int8=args.int8, data=args.data,
+                               score=not args.no_score)
     accuracy = metadata["private_test_accuracy"]
     print(f"wrote {args.out} ({metadata['model']}, {metadata['quantization']}"
           + (f", PrivateTest accuracy {accuracy:.4f}" if accuracy is not None else "") + ")")
@@ -224,14 +274,9 @@ def _annotated_names(names: list) -> list:
 
 def _write_annotated(image, faces, target) -> str:
     """An annotated copy of ``image`` (a loaded array) written to ``target``."""
-    import cv2
+    from .recognition.annotate import write_annotated
 
-    from .recognition.annotate import annotate
-
-    Path(target).parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(target), annotate(image, faces)):
-        raise FercnnError(f"{target}: cannot write image")
-    return str(target)
+    return write_annotated(image, faces, target)
 
 
 def _describe(face) -> str:
@@ -249,33 +294,59 @@ def _recognizer(args: argparse.Namespace):
                       tta=args.tta, align=not args.no_align)
 
 
+def _report_predictions(results, total: int, csv_path: str | None,
+                        as_json: bool) -> tuple[list[dict], list[str]]:
+    """``predict``'s outputs as results arrive: a line per face (unless ``as_json``), --csv
+    rows, one error line per unreadable or faceless image, under a progress bar (tqdm) on
+    stderr when that is a terminal. Returns the JSON report and the problems."""
+    import contextlib
+    import csv
+
+    from tqdm import tqdm
+
+    from .recognition.batch import CSV_FIELDS
+
+    report, problems = [], []
+    with contextlib.ExitStack() as stack:
+        rows = None
+        if csv_path:  # opened first: an unwritable --csv fails before any image is read
+            rows = csv.DictWriter(stack.enter_context(open(csv_path, "w", newline="")),
+                                  fieldnames=CSV_FIELDS)
+            rows.writeheader()
+        bar = stack.enter_context(tqdm(results, total=total, unit="image", file=sys.stderr,
+                                       leave=False, disable=None if total > 1 else True))
+        for result in bar:
+            problem = result.error
+            if problem is None:
+                report.append(result.to_dict())
+                if rows:
+                    rows.writerows(result.csv_rows())
+                if not result.faces:  # in the report all the same
+                    problem = f"{result.path}: no face found"
+            if problem:
+                problems.append(problem)
+                bar.write(f"fercnn: error: {problem}", file=sys.stderr)
+            for i, face in enumerate([] if as_json else result.faces):
+                bar.write(f"{result.path}  face {i + 1} at {tuple(face.box)}: "
+                          f"{_describe(face)}", file=sys.stdout)
+    return report, problems
+
+
 @command
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .recognition import load_image
+    from .recognition.batch import recognize_paths
 
-    recognizer = _recognizer(args)
     files, problems = _image_files(args.paths, skip=args.out)
+    targets = ([Path(args.out) / t for t in _annotated_names([name for _, name in files])]
+               if args.out else None)
+    results = recognize_paths([path for path, _ in files], args.model, args.workers,
+                              detector=args.detector, min_face=args.min_face, tta=args.tta,
+                              align=not args.no_align, detect=not args.no_detect,
+                              outputs=targets)
     for problem in problems:
         print(f"fercnn: error: {problem}", file=sys.stderr)
-    targets = _annotated_names([name for _, name in files])
-    report = []
-    for (path, _), target in zip(files, targets, strict=True):
-        try:
-            image = load_image(path)
-            faces = recognizer.predict(image, detect=not args.no_detect)
-        except FercnnError as e:
-            problems.append(str(e))
-            print(f"fercnn: error: {e}", file=sys.stderr)
-            continue
-        report.append({"image": str(path), "faces": [f.to_dict() for f in faces]})
-        if args.out:
-            _write_annotated(image, faces, Path(args.out) / target)
-        if not faces:  # still in the JSON report, with no faces; an error all the same
-            problems.append(f"{path}: no face found")
-            print(f"fercnn: error: {path}: no face found", file=sys.stderr)
-        if not args.json:
-            for i, face in enumerate(faces):
-                print(f"{path}  face {i + 1} at {tuple(face.box)}: {_describe(face)}")
+    report, failed = _report_predictions(results, len(files), args.csv, args.json)
+    problems += failed
     if args.json:
         print(json.dumps(report, indent=2))
     return 1 if problems else 0
@@ -322,6 +393,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"annotated photo: {written}  (NASA portrait of astronaut Eileen Collins, "
           "public domain)")
     return 0
+
+
+@command
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serve.command import serve
+
+    return serve(args)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -441,6 +519,41 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --images: each photo is one pre-cropped face")
     _add_detection_options(p)
 
+    from .labels import EMOTIONS
+
+    p = sub.add_parser("explain", help="saliency maps: where in each face a model looked")
+    p.add_argument("model", metavar="MODEL", help="a run folder or .pt checkpoint (Grad-CAM), "
+                   "an exported .onnx model or 'default'/'accurate' (occlusion, no torch)")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders of them")
+    p.add_argument("--out", default="explain", metavar="DIR",
+                   help="where the PNGs go (default ./explain)")
+    p.add_argument("--method", choices=("gradcam", "occlusion"),
+                   help="default: gradcam for checkpoints, occlusion for ONNX models")
+    p.add_argument("--target", choices=EMOTIONS, metavar="CLASS",
+                   help="explain this class instead of the predicted one")
+    p.add_argument("--no-detect", action="store_true",
+                   help="each image is one pre-cropped face")
+    _add_detection_options(p)
+
+    p = sub.add_parser("tune", help="search a config's hyper-parameters (Optuna, resumable)")
+    p.add_argument("--config", required=True, metavar="BASE.yaml")
+    p.add_argument("--space", required=True, metavar="SPACE.yaml",
+                   help="settings and their ranges, e.g. lr: {type: float, low: 0.001, "
+                   "high: 0.1, log: true} (docs/research.md)")
+    p.add_argument("--trials", required=True, type=_positive_int, metavar="N",
+                   help="trials to finish, counting those of a resumed study")
+    p.add_argument("--minutes", type=_positive_float, metavar="M",
+                   help="stop the study after M minutes (checked after each epoch)")
+    p.add_argument("--study", metavar="DIR", help="study folder: its database and one run "
+                   "folder per trial (default studies/<config name>)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the study in --study; trials a kill interrupted run again")
+    p.add_argument("--storage", metavar="URL", help="an Optuna database URL shared by "
+                   "several machines (default: SQLite in the study folder)")
+    p.add_argument("--pruner", choices=("median", "hyperband", "none"), default="median",
+                   help="stop poor trials early on their validation accuracy (default median)")
+    p.add_argument("--data", help="FER-2013 CSV or image folder (default: config, $FERCNN_DATA)")
+
     p = sub.add_parser("compare", help="train several configs and tabulate them")
     p.add_argument("configs", nargs="+", metavar="CONFIG")
     p.add_argument("--data")
@@ -453,6 +566,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="MODEL.onnx")
     p.add_argument("--int8", action="store_true", help="static int8, calibrated on Training")
     p.add_argument("--data", help="data for calibration and the PrivateTest accuracy")
+    p.add_argument("--no-score", action="store_true", help="leave PrivateTest unread (a "
+                   "candidate still being chosen on PublicTest and photos)")
 
     p = sub.add_parser("predict", help="emotions of the faces in images or folders")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders of them")
@@ -460,6 +575,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-detect", action="store_true",
                    help="each image is one pre-cropped face")
     p.add_argument("--out", metavar="DIR", help="write annotated copies here")
+    p.add_argument("--csv", metavar="FILE", help="write one row per face (path, face, box, "
+                   "emotion, score, seven probabilities); a row with only the path for an "
+                   "image without a face")
+    p.add_argument("--workers", type=_positive_int, default=1, metavar="N",
+                   help="recognise in N processes, each loading the model once, results in "
+                   "input order (default 1: in this process)")
     _add_recognition_options(p)
 
     p = sub.add_parser("video", help="emotions over a video file or a camera")
@@ -476,6 +597,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="recognise the faces in a bundled public-domain photo")
     p.add_argument("--out", default=".", metavar="DIR", help="where to write the result")
     _add_model(p)
+
+    from .serve.command import add_parser as add_serve_parser  # no FastAPI imported here
+
+    add_serve_parser(sub)
     return parser
 
 

@@ -10,10 +10,12 @@ always drawn right of the face, covered each other and the neighbours' faces.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import cv2
 import numpy as np
 
+from ..errors import FercnnError
 from ..labels import EMOTIONS
 
 # BGR colour per emotion, used for the box, the label and the bars.
@@ -46,6 +48,15 @@ def annotate(image: np.ndarray, faces: list) -> np.ndarray:
         if kind == "tag":
             _draw_tag(canvas, rect, _label(faces[i]), _color(faces[i]), styles[i])
     return canvas
+
+
+def write_annotated(image: np.ndarray, faces: list, target: str | Path) -> str:
+    """An annotated copy of ``image`` written to ``target`` (its folders made): ``predict``'s
+    copies, written by whichever process recognised the image, so none travels back."""
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(target), annotate(image, faces)):
+        raise FercnnError(f"{target}: cannot write image")
+    return str(target)
 
 
 def placements(image_shape: tuple[int, ...], faces: list) -> list[tuple[str, Rect]]:

@@ -1,15 +1,26 @@
 """Any image a user has, as the uint8 arrays recognition works on: files of any format Pillow
-reads (EXIF-rotated; 16-bit and float files scaled, not clipped), numpy arrays and PIL images,
-to BGR for drawing and to gray for the detector and the model. The one place images enter."""
+reads (EXIF-rotated; 16-bit and float files scaled, not clipped), bytes sent over HTTP, numpy
+arrays and PIL images, to BGR for drawing and to gray for the detector and the model. The one
+place images enter."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from ..errors import FercnnError
+
+# What bytes from a stranger may be (decode_image): the photo formats browsers and phones send
+# (phones' multi-picture JPEGs open as JPEG). Not every format Pillow opens: EPS, for one,
+# would run Ghostscript on the sender's file.
+UPLOAD_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "AVIF")
+
+
+class ImageTooLarge(FercnnError):
+    """An image with more pixels than allowed, refused from its header before it is decoded."""
 
 
 def to_gray(image: np.ndarray, order: str = "bgr") -> np.ndarray:
@@ -84,6 +95,30 @@ def load_image(image, color: str = "bgr") -> np.ndarray:
     if hasattr(image, "convert"):  # a PIL image
         return _pil_to_bgr(image)
     raise FercnnError(f"cannot read an image from {type(image).__name__}")
+
+
+def decode_image(data: bytes, max_pixels: int, name: str = "image",
+                 formats: tuple[str, ...] = UPLOAD_FORMATS) -> np.ndarray:
+    """Bytes from an untrusted sender (an HTTP body) as :func:`load_image` gives a file: BGR,
+    EXIF-rotated, decoded in memory only. The size is read from the header first, so a
+    decompression bomb (a few kB that decode to gigabytes) or any image over ``max_pixels``
+    raises :class:`ImageTooLarge` before a pixel is decoded; anything else Pillow cannot read
+    raises :class:`FercnnError`."""
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(io.BytesIO(data), formats=formats) as opened:
+            width, height = opened.size
+            if width * height > max_pixels:
+                raise ImageTooLarge(f"{name}: {width}x{height} is {width * height:,} pixels, "
+                                    f"over the limit of {max_pixels:,}")
+            return _pil_to_bgr(ImageOps.exif_transpose(opened))
+    except FercnnError:
+        raise
+    except Image.DecompressionBombError as e:  # over twice Pillow's own limit
+        raise ImageTooLarge(f"{name}: {e}") from None
+    except Exception as e:  # corrupt input makes decoders raise all kinds: all mean unreadable
+        raise FercnnError(f"{name}: not a readable image ({type(e).__name__}: {e})") from None
 
 
 def _pil_to_bgr(image) -> np.ndarray:

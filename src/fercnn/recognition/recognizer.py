@@ -24,19 +24,22 @@ from .images import load_image, to_gray
 DETECTORS = ("blazeface", "haar")
 
 
-def make_detector(name: str = "blazeface", min_face: int | None = None) -> FaceDetector:
+def make_detector(name: str = "blazeface", min_face: int | None = None,
+                  threads: int | None = None) -> FaceDetector:
     """A detector by name: ``blazeface`` (the default: MediaPipe's neural detector, faces of
     every size, with eye keypoints for alignment) or ``haar`` (OpenCV's cascade, the earlier
     default). ``min_face``: the smallest face searched for, in pixels (Haar: of the photo
-    scaled to at most 1024 px)."""
+    scaled to at most 1024 px). ``threads``: BlazeFace's onnxruntime threads (default 2; 1 in
+    each process of a pool, which keeps the cores busy by itself)."""
     if name == "haar":
         return HaarDetector() if min_face is None else HaarDetector(min_size=min_face)
     if name == "blazeface":
         from .blazeface import BlazeFaceDetector
 
+        options = {} if threads is None else {"threads": threads}
         if min_face is None:
-            return BlazeFaceDetector()
-        return BlazeFaceDetector(min_face=min_face, drop_below=min_face)
+            return BlazeFaceDetector(**options)
+        return BlazeFaceDetector(min_face=min_face, drop_below=min_face, **options)
     raise FercnnError(f"unknown detector {name!r}: choose one of {', '.join(DETECTORS)}")
 
 
@@ -50,6 +53,12 @@ class FaceResult:
     def to_dict(self) -> dict:
         return {"box": list(self.box), "emotion": self.emotion,
                 "probabilities": self.probabilities, "score": self.score}
+
+
+def image_report(image: str, faces: list[FaceResult]) -> dict:
+    """One image's JSON: an entry of ``fercnn predict --json`` and the body of ``fercnn
+    serve``'s answer, built here once so the two cannot drift apart."""
+    return {"image": image, "faces": [face.to_dict() for face in faces]}
 
 
 class Recognizer:
