@@ -102,4 +102,9 @@ def evaluate(models: list[str | Path], data: str | None = None, split: str = "Pr
         title = members[0].get("name", Path(models[0]).name) if len(models) == 1 \
             else f"ensemble of {len(models)}"
         write_report(result, out, title + (" + TTA" if tta else ""))
+        if len(models) == 1:  # an ensemble has no one network to explain
+            from .explain import write_mistakes
+
+            write_mistakes(models[0], checkpoints.get(models[0]), part.images, part.labels,
+                           probabilities[0], Path(out) / f"mistakes-{split}.png")
     return result

@@ -119,3 +119,39 @@ def compare_curves(histories: dict[str, list[dict]], path: str | Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend()
     _save(fig, path)
+
+
+def saliency_grid(faces: np.ndarray, maps: np.ndarray, captions: list[str], path: str | Path,
+                  title: str = "", columns: int = 4, zoom: int = 4) -> None:
+    """Faces with their saliency maps laid over them, a caption under each, in a grid (drawn
+    with OpenCV, as the sample grid)."""
+    import cv2
+
+    from .recognition.heatmaps import blend
+
+    side, caption_height, gap = faces.shape[1] * zoom, 22, 6
+    cells = []
+    for face, saliency, caption in zip(faces, maps, captions, strict=True):
+        size = (side, side)
+        big = blend(cv2.resize(face, size, interpolation=cv2.INTER_NEAREST),
+                    cv2.resize(saliency, size, interpolation=cv2.INTER_LINEAR))
+        label = np.full((caption_height, side, 3), 255, np.uint8)
+        cv2.putText(label, caption, (2, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (0, 0, 0), 1,
+                    cv2.LINE_AA)
+        cells.append(np.vstack([big, label]))
+    blank = np.full_like(cells[0], 255)
+    cells += [blank] * (-len(cells) % columns)
+    spacer = np.full((cells[0].shape[0], gap, 3), 255, np.uint8)
+    rows = [np.hstack([c for cell in cells[r:r + columns] for c in (cell, spacer)][:-1])
+            for r in range(0, len(cells), columns)]
+    grid = np.vstack([np.vstack([row, np.full((gap, row.shape[1], 3), 255, np.uint8)])
+                      for row in rows])
+    header = np.full((28, grid.shape[1], 3), 255, np.uint8)
+    cv2.putText(header, title, (4, 19), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1,
+                cv2.LINE_AA)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
+    if not cv2.imwrite(str(tmp), np.vstack([header, grid])):
+        raise FercnnError(f"{path}: cannot write image")
+    tmp.replace(path)

@@ -82,3 +82,23 @@ def align_face(gray: np.ndarray, face: Face, rotate: bool = True) -> np.ndarray:
     return cv2.warpAffine(region, matrix, (IMAGE_SIZE, IMAGE_SIZE),
                           flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                           borderMode=cv2.BORDER_REPLICATE)
+
+
+def crop_to_photo(face: Face, rotate: bool = True, margin: float = 0.1) -> np.ndarray:
+    """The 2x3 affine map from the 48x48 crop's pixels to the photo's, as :func:`align_face`
+    (a face with keypoints) or :func:`crop_face` (a box alone) framed it: what carries a map
+    drawn over the crop (a saliency map) back onto the photo."""
+    x, y, w, h = face.box
+    if face.keypoints is None:
+        side = max(w, h) * (1 + 2 * margin)
+        x0 = int(round(x + w / 2 - side / 2))
+        y0 = int(round(y + h / 2 - side / 2))
+        step = max(1, int(round(side))) / IMAGE_SIZE
+        return np.array([[step, 0.0, x0 + step / 2 - 0.5], [0.0, step, y0 + step / 2 - 0.5]])
+    scale = max(w, h) / FER_BOX_WIDTH
+    angle = np.radians(eye_angle(face)) if rotate else 0.0
+    cos, sin = np.cos(angle) * scale, np.sin(angle) * scale
+    cx, cy = x + w / 2 - 0.5, y + h / 2 - 0.5
+    u0, v0 = FER_BOX_CENTRE[0] - 0.5, FER_BOX_CENTRE[1] - 0.5
+    return np.array([[cos, -sin, cx - cos * u0 + sin * v0],
+                     [sin, cos, cy - sin * u0 - cos * v0]])

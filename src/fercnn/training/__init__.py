@@ -5,5 +5,6 @@ torch (the ``train`` extra).
 ``config`` is the plain dataclass a YAML file fills; ``schedule``, ``augment``, ``distill``,
 ``distributed``, ``allocator``, ``checkpoint`` and ``device`` each do one job for it;
 ``evaluate`` scores checkpoints, ``export`` turns them into the ONNX files that recognition
-runs, and ``report`` trains and compares several configs.
+runs, and ``report`` trains and compares several configs. ``saliency`` explains checkpoints
+(Grad-CAM); ``tune`` (with ``space`` and ``study_report``) searches settings with Optuna.
 """

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -34,7 +35,8 @@ from .tensors import TrainingSet, load_tensors
 
 
 def train(config: TrainConfig, out: str | Path, resume: bool = False,
-          minutes: float | None = None) -> dict:
+          minutes: float | None = None,
+          on_epoch: Callable[[dict], None] | None = None) -> dict:
     """Train ``config`` into the run folder ``out``; returns the final metrics.
 
     With ``minutes``, the first two epochs' times decide how many of the config's epochs fit
@@ -42,19 +44,22 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False,
     and an EMA warms up; the run folder's config.yaml records the result, so it reproduces
     without a budget.
     Under torchrun (``WORLD_SIZE`` > 1) this process is one rank of a data-parallel run.
+    ``on_epoch`` sees each epoch's history row once its checkpoint is on disk, and may raise
+    to end the run there (a hyper-parameter search prunes so; the loop knows nothing of it).
     """
     clock = time.perf_counter()
     out = Path(out)
     keep_freed_memory()
     ranks = init_ranks(config.device)
     try:
-        return _train(config, out, resume, ranks, minutes, clock)
+        return _train(config, out, resume, ranks, minutes, clock, on_epoch)
     finally:
         close_ranks(ranks)
 
 
 def _train(config: TrainConfig, out: Path, resume: bool, ranks: Ranks,
-           minutes: float | None = None, clock: float = 0.0) -> dict:
+           minutes: float | None = None, clock: float = 0.0,
+           on_epoch: Callable[[dict], None] | None = None) -> dict:
     config, checkpoint, start = open_run(config, out, resume, minutes, ranks)
     device = training_device(config, ranks)
     train_set, x_val, y_val = load_tensors(config, device)
@@ -93,6 +98,8 @@ def _train(config: TrainConfig, out: Path, resume: bool, ranks: Ranks,
         log(ranks, f"epoch {epoch + 1}/{config.epochs}  train loss {train_loss:.4f} acc "
             f"{train_acc:.4f}  val loss {val_loss:.4f} acc {val_acc:.4f}  lr {lr:.2g}  "
             f"{row['seconds']:.1f}s{'  *best' if improved else ''}")
+        if on_epoch is not None:
+            on_epoch(row)
         if config.early_stopping_patience and progress.stale >= config.early_stopping_patience:
             log(ranks, f"early stop: no val-accuracy gain in {progress.stale} epochs")
             break
