@@ -52,6 +52,16 @@ def test_metadata_travels_inside_the_file(exported):
         assert 0 <= meta["private_test_accuracy"] <= 1 and len(meta["config_digest"]) == 12
 
 
+def test_export_no_score_leaves_private_test_unread(exported, tmp_path):
+    out = tmp_path / "candidate.onnx"
+    result = run_cli("export", exported["run"], "--int8", "--no-score", "--out", out,
+                     "--data", exported["data"])
+    assert result.returncode == 0, result.stderr
+    assert "PrivateTest" not in result.stdout
+    meta = Recognizer(out).metadata
+    assert meta["quantization"] == "int8" and meta["private_test_accuracy"] is None
+
+
 def test_int8_model_gives_probabilities(exported):
     faces = np.random.default_rng(2).integers(0, 256, (5, 48, 48)).astype(np.uint8)
     probabilities = Recognizer(exported["int8"]).predict_batch(faces)

@@ -56,6 +56,19 @@ def _from_listing(listing: Path) -> list[tuple[Path, int]]:
     return photos
 
 
+def predict_labelled(recognizer: Recognizer, photos: list[tuple[Path, int]],
+                     detect: bool = True) -> np.ndarray:
+    """The class index the whole path gives each photo: its largest face's emotion, or
+    ``NO_FACE`` where no face is found."""
+    predicted = np.full(len(photos), NO_FACE)
+    for i, (path, _) in enumerate(photos):
+        faces = recognizer.predict(path, detect=detect)
+        if faces:
+            largest = max(faces, key=lambda f: f.box[2] * f.box[3])
+            predicted[i] = recognizer.classes.index(largest.emotion)
+    return predicted
+
+
 def evaluate_images(recognizer: Recognizer, folder: str | Path, detect: bool = True,
                     out: str | Path | None = None) -> dict:
     """Labelled photos scored through the whole recognition path (detector, alignment,
@@ -64,12 +77,7 @@ def evaluate_images(recognizer: Recognizer, folder: str | Path, detect: bool = T
     photos = labelled_images(folder)
     if not photos:
         raise FercnnError(f"{folder}: no labelled images")
-    predicted = np.full(len(photos), NO_FACE)
-    for i, (path, _) in enumerate(photos):
-        faces = recognizer.predict(path, detect=detect)
-        if faces:
-            largest = max(faces, key=lambda f: f.box[2] * f.box[3])
-            predicted[i] = recognizer.classes.index(largest.emotion)
+    predicted = predict_labelled(recognizer, photos, detect)
     labels = np.array([label for _, label in photos])
     result = {"model": recognizer.metadata.get("model", str(recognizer.path)),
               "images_folder": str(folder), "tta": recognizer.tta,

@@ -38,9 +38,12 @@ class WithSoftmax(nn.Module):
 
 
 def export_onnx(checkpoint_paths: str | Path | list, out: str | Path, int8: bool = False,
-                data: str | None = None, calibration_images: int = 512) -> dict:
+                data: str | None = None, calibration_images: int = 512,
+                score: bool = True) -> dict:
     """Write ``out`` (fp32, or int8 when asked) from one checkpoint or an ensemble of several;
-    returns the metadata written into it."""
+    returns the metadata written into it. ``score=False`` leaves PrivateTest unread: a
+    candidate still being chosen on PublicTest and photos is exported without its test
+    figure, which is looked at once, for the one chosen."""
     from .checkpoint import load_checkpoint, model_from_checkpoint
     from .config import config_from_dict
 
@@ -71,7 +74,7 @@ def export_onnx(checkpoint_paths: str | Path | list, out: str | Path, int8: bool
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
         _export_fp32([model_from_checkpoint(c) for c in checkpoints], fp32)
-        _finish(fp32, out, metadata, int8, data, config.val_fraction, calibration_images)
+        _finish(fp32, out, metadata, int8, data, config.val_fraction, calibration_images, score)
     return metadata
 
 
@@ -98,7 +101,7 @@ def requantize_onnx(model: str | Path, out: str | Path, data: str | None = None,
 
 
 def _finish(fp32: Path, out: Path, metadata: dict, int8: bool, data: str | None,
-            val_fraction: float, calibration_images: int) -> None:
+            val_fraction: float, calibration_images: int, score: bool = True) -> None:
     """From an fp32 graph to ``out``: int8 when asked, the metadata inside, and the
     PrivateTest accuracy of this very file (not of the torch model) when data is at hand."""
     from ..data import load_dataset
@@ -113,7 +116,7 @@ def _finish(fp32: Path, out: Path, metadata: dict, int8: bool, data: str | None,
         fp32.rename(model_path)
     _write_metadata(model_path, metadata)
     # data packed without PrivateTest (scripts/device_data.py): scored where that split is
-    if dataset is not None and dataset.split_mask("PrivateTest").any():
+    if score and dataset is not None and dataset.split_mask("PrivateTest").any():
         from ..evaluate import evaluate
 
         metadata["private_test_accuracy"] = round(evaluate([model_path], data)["accuracy"], 4)
