@@ -451,15 +451,8 @@ def _add_detection_options(p: argparse.ArgumentParser) -> None:
                    help="do not turn tilted faces upright from their eye keypoints")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="fercnn", description=(
-        "Facial expression recognition: train and compare networks on FER-2013, and name "
-        "the emotions of the faces in photos, folders, videos or a camera."))
-    from . import __version__
-
-    parser.add_argument("--version", action="version", version=f"fercnn {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def _add_data_commands(sub) -> None:
+    """info, data, models: what the data and the model registry hold."""
     p = sub.add_parser("info", help="class counts per split, duplicates and a sample grid")
     p.add_argument("data", nargs="?", help="FER-2013 CSV (.csv/.gz/.xz) or image folder "
                    "(default: $FERCNN_DATA)")
@@ -478,6 +471,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="registered models with parameters and MACs")
     p.add_argument("--json", action="store_true")
 
+
+def _add_training_commands(sub) -> None:
+    """train, tune, compare, export: the training layer's commands."""
     p = sub.add_parser("train", help="train a model from a YAML config")
     p.add_argument("--config", required=True, metavar="FILE")
     p.add_argument("--data", help="FER-2013 CSV or image folder (default: config, $FERCNN_DATA)")
@@ -496,6 +492,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"))
     p.add_argument("--seed", type=int)
 
+    p = sub.add_parser("tune", help="search a config's hyper-parameters (Optuna, resumable)")
+    p.add_argument("--config", required=True, metavar="BASE.yaml")
+    p.add_argument("--space", required=True, metavar="SPACE.yaml",
+                   help="settings and their ranges, e.g. lr: {type: float, low: 0.001, "
+                   "high: 0.1, log: true} (docs/research.md)")
+    p.add_argument("--trials", required=True, type=_positive_int, metavar="N",
+                   help="trials to finish, counting those of a resumed study")
+    p.add_argument("--minutes", type=_positive_float, metavar="M",
+                   help="stop the study after M minutes (checked after each epoch)")
+    p.add_argument("--study", metavar="DIR", help="study folder: its database and one run "
+                   "folder per trial (default studies/<config name>)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the study in --study; trials a kill interrupted run again")
+    p.add_argument("--storage", metavar="URL", help="an Optuna database URL shared by "
+                   "several machines (default: SQLite in the study folder)")
+    p.add_argument("--pruner", choices=("median", "hyperband", "none"), default="median",
+                   help="stop poor trials early on their validation accuracy (default median)")
+    p.add_argument("--data", help="FER-2013 CSV or image folder (default: config, $FERCNN_DATA)")
+
+    p = sub.add_parser("compare", help="train several configs and tabulate them")
+    p.add_argument("configs", nargs="+", metavar="CONFIG")
+    p.add_argument("--data")
+    p.add_argument("--out", default="results/comparison", metavar="DIR")
+
+    p = sub.add_parser("export", help="export a trained run (or an ensemble) to ONNX")
+    p.add_argument("checkpoints", nargs="+", metavar="RUN_OR_CHECKPOINT",
+                   help="several: one model averaging their probabilities; an exported .onnx "
+                   "(or bundled name) with --int8: quantised again with the current settings")
+    p.add_argument("--out", required=True, metavar="MODEL.onnx")
+    p.add_argument("--int8", action="store_true", help="static int8, calibrated on Training")
+    p.add_argument("--data", help="data for calibration and the PrivateTest accuracy")
+    p.add_argument("--no-score", action="store_true", help="leave PrivateTest unread (a "
+                   "candidate still being chosen on PublicTest and photos)")
+
+
+def _add_evaluation_commands(sub) -> None:
+    """evaluate, explain: how good a model is and where it looks."""
     p = sub.add_parser("evaluate", help="metrics of trained models (or their ensemble)")
     p.add_argument("models", nargs="+", metavar="MODEL",
                    help="a run folder, a .pt checkpoint, an exported .onnx model, or a bundled "
@@ -535,40 +568,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="each image is one pre-cropped face")
     _add_detection_options(p)
 
-    p = sub.add_parser("tune", help="search a config's hyper-parameters (Optuna, resumable)")
-    p.add_argument("--config", required=True, metavar="BASE.yaml")
-    p.add_argument("--space", required=True, metavar="SPACE.yaml",
-                   help="settings and their ranges, e.g. lr: {type: float, low: 0.001, "
-                   "high: 0.1, log: true} (docs/research.md)")
-    p.add_argument("--trials", required=True, type=_positive_int, metavar="N",
-                   help="trials to finish, counting those of a resumed study")
-    p.add_argument("--minutes", type=_positive_float, metavar="M",
-                   help="stop the study after M minutes (checked after each epoch)")
-    p.add_argument("--study", metavar="DIR", help="study folder: its database and one run "
-                   "folder per trial (default studies/<config name>)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the study in --study; trials a kill interrupted run again")
-    p.add_argument("--storage", metavar="URL", help="an Optuna database URL shared by "
-                   "several machines (default: SQLite in the study folder)")
-    p.add_argument("--pruner", choices=("median", "hyperband", "none"), default="median",
-                   help="stop poor trials early on their validation accuracy (default median)")
-    p.add_argument("--data", help="FER-2013 CSV or image folder (default: config, $FERCNN_DATA)")
 
-    p = sub.add_parser("compare", help="train several configs and tabulate them")
-    p.add_argument("configs", nargs="+", metavar="CONFIG")
-    p.add_argument("--data")
-    p.add_argument("--out", default="results/comparison", metavar="DIR")
-
-    p = sub.add_parser("export", help="export a trained run (or an ensemble) to ONNX")
-    p.add_argument("checkpoints", nargs="+", metavar="RUN_OR_CHECKPOINT",
-                   help="several: one model averaging their probabilities; an exported .onnx "
-                   "(or bundled name) with --int8: quantised again with the current settings")
-    p.add_argument("--out", required=True, metavar="MODEL.onnx")
-    p.add_argument("--int8", action="store_true", help="static int8, calibrated on Training")
-    p.add_argument("--data", help="data for calibration and the PrivateTest accuracy")
-    p.add_argument("--no-score", action="store_true", help="leave PrivateTest unread (a "
-                   "candidate still being chosen on PublicTest and photos)")
-
+def _add_recognition_commands(sub) -> None:
+    """predict, video, demo, serve: the recognition layer's front ends."""
     p = sub.add_parser("predict", help="emotions of the faces in images or folders")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders of them")
     p.add_argument("--json", action="store_true", help="print JSON instead of a line per face")
@@ -601,6 +603,21 @@ def build_parser() -> argparse.ArgumentParser:
     from .serve.command import add_parser as add_serve_parser  # no FastAPI imported here
 
     add_serve_parser(sub)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="fercnn", description=(
+        "Facial expression recognition: train and compare networks on FER-2013, and name "
+        "the emotions of the faces in photos, folders, videos or a camera."))
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"fercnn {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    _add_data_commands(sub)
+    _add_training_commands(sub)
+    _add_evaluation_commands(sub)
+    _add_recognition_commands(sub)
     return parser
 
 
