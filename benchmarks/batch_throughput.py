@@ -29,7 +29,7 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
-from detection_photos import cpu_model
+from host import cpu_description
 
 from fercnn.recognition import DEMO_PHOTO
 from fercnn.recognition.batch import ImageResult, recognize_paths
@@ -156,7 +156,7 @@ def main() -> None:
                      "rows": measure(paths, args.repeats, dask_starts)})
     checks.append(control(args.repeats))
     print("control", checks[1], flush=True)
-    result = {"cpu": cpu_model(), "cores": os.cpu_count(), "workers": WORKERS,
+    result = {"cpu": cpu_description(), "cores": os.cpu_count(), "workers": WORKERS,
               "repeats": args.repeats, "load_average_before": round(load, 2),
               "load_average_after": round(os.getloadavg()[0], 2),
               "pool_one_image_s": round(pool_start, 2),

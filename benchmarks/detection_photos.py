@@ -19,7 +19,6 @@ import argparse
 import csv
 import json
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from host import cpu_description
 
 from fercnn.recognition.blazeface import BlazeFaceDetector
 
@@ -52,16 +52,6 @@ class Haar:
         found = self.cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5,
                                               minSize=(40, 40))
         return list(found)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def timed(detect: Callable, image: np.ndarray, runs: int) -> tuple[int, float]:
@@ -116,7 +106,7 @@ def main() -> None:
         print(rows[-1], flush=True)
     wild = wild_dev(data / "wild-dev", blaze, haar)
     print(wild)
-    result = {"cpu": cpu_model(), "threads": THREADS, "runs": args.runs, "photos": rows,
+    result = {"cpu": cpu_description(), "threads": THREADS, "runs": args.runs, "photos": rows,
               "wild_dev": wild}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "detection_photos.json").write_text(json.dumps(result, indent=2) + "\n")

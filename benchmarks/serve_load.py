@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import httpx
+from host import cpu_description
 from PIL import Image
 
 from fercnn.recognition import DEMO_PHOTO
@@ -75,16 +76,6 @@ def percentile(sorted_values: list[float], q: float) -> float:
     low = int(rank)
     high = min(low + 1, len(sorted_values) - 1)
     return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (rank - low)
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def tree_memory_mb(root: int) -> tuple[float, float]:
@@ -264,7 +255,7 @@ def main() -> None:
             if workers == args.workers[0]:
                 hostile = run_row(url, pid, workers, 4, args.hostile_seconds, bodies, True)
     cores = os.cpu_count()
-    notes = (f"Host: {cpu_name()}, {cores} cores, Python {platform.python_version()}; "
+    notes = (f"Host: {cpu_description()}, {cores} cores, Python {platform.python_version()}; "
              f"server and clients on the same machine, which other jobs shared during the "
              f"run (load average {load_before} before it, {load_average()} after), so "
              f"absolute figures are noisy and a floor. Each row: {args.seconds:g} s "
@@ -274,7 +265,7 @@ def main() -> None:
              "Latency is the client's, request sent to answer read. RSS: all the server's "
              "processes (uvicorn's supervisor with --workers, the workers), from /proc; it "
              "counts the libraries they share once per process, PSS shares them out.")
-    result = {"cpu": cpu_name(), "cores": cores, "python": platform.python_version(),
+    result = {"cpu": cpu_description(), "cores": cores, "python": platform.python_version(),
               "load_average_before": load_before,
               "notes": notes, "rows": [r.summary() for r in rows],
               "hostile": hostile.summary() if hostile else None}

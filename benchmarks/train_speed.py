@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import torch
+from host import cpu_description
 
 from fercnn.models import count_macs, create_model
 from fercnn.training.allocator import keep_freed_memory
@@ -103,21 +104,6 @@ def keras_images_per_second(python: str, seconds: float) -> dict:
     done = subprocess.run([python, str(ROOT / "benchmarks" / "keras_baseline.py"),
                            "--seconds", str(seconds)], capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def cpu_description() -> str:
-    """The processor's name and the matrix extensions that decide bf16 speed (Linux only)."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or platform.machine()
-    name = next((line.split(":", 1)[1].strip() for line in info.splitlines()
-                 if line.startswith("model name")), platform.machine())
-    flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines()
-                      if line.startswith("flags")), []))
-    found = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16")
-             if f in flags]
-    return f"{name} ({', '.join(found) or 'no AVX2'})"
 
 
 def main() -> None:
