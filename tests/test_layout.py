@@ -108,56 +108,56 @@ def test_the_recognition_layer_and_the_server_never_import_torch_or_training():
                     or n.startswith("fercnn.training")}, path
 
 
-def test_recognition_runs_on_the_bundled_photo_with_torch_unimportable():
-    """Every module of the recognition layer imports, and the default Recognizer names the
-    astronaut's emotion, in an interpreter where importing torch fails."""
-    code = """
-import importlib, pkgutil, sys
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == "torch":
-            raise ImportError(name + " is blocked for this test")
-sys.meta_path.insert(0, Block())
-import fercnn.recognition as layer
-for info in pkgutil.walk_packages(layer.__path__, "fercnn.recognition."):
-    importlib.import_module(info.name)
-from fercnn import EMOTIONS, Recognizer
-from fercnn.recognition import DEMO_PHOTO
-faces = Recognizer().predict(DEMO_PHOTO)
-assert len(faces) == 1 and faces[0].emotion in EMOTIONS, faces
-assert "torch" not in {name.split(".")[0] for name in sys.modules}
-print(faces[0].emotion)
-"""
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=REPO, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "happy"
-
-
-def test_the_server_answers_with_torch_unimportable():
-    """Every module of ``fercnn.serve`` imports, and a request through the app names the
-    astronaut's emotion, in an interpreter where importing torch fails."""
-    pytest.importorskip("fastapi", reason="the serve extra is not installed")
-    code = """
+# The start of a script run in a fresh interpreter where importing torch fails, then every
+# module of one package imported (format with the package's name)
+WITHOUT_TORCH = """
 import importlib, pkgutil, sys, warnings
 class Block:
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] == "torch":
             raise ImportError(name + " is blocked for this test")
 sys.meta_path.insert(0, Block())
-import fercnn.serve as layer
-for info in pkgutil.walk_packages(layer.__path__, "fercnn.serve."):
+import {package} as layer
+for info in pkgutil.walk_packages(layer.__path__, "{package}."):
     importlib.import_module(info.name)
+"""
+
+
+def run_without_torch(package: str, code: str) -> str:
+    """What ``code`` prints after :data:`WITHOUT_TORCH` has imported ``package``, asserting it
+    ran and never loaded torch."""
+    code = WITHOUT_TORCH.format(package=package) + code + (
+        '\nassert "torch" not in {name.split(".")[0] for name in sys.modules}\n')
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_recognition_runs_on_the_bundled_photo_with_torch_unimportable():
+    """Every module of the recognition layer imports, and the default Recognizer names the
+    astronaut's emotion, in an interpreter where importing torch fails."""
+    printed = run_without_torch("fercnn.recognition", """
+from fercnn import EMOTIONS, Recognizer
+from fercnn.recognition import DEMO_PHOTO
+faces = Recognizer().predict(DEMO_PHOTO)
+assert len(faces) == 1 and faces[0].emotion in EMOTIONS, faces
+print(faces[0].emotion)
+""")
+    assert printed == "happy"
+
+
+def test_the_server_answers_with_torch_unimportable():
+    """Every module of ``fercnn.serve`` imports, and a request through the app names the
+    astronaut's emotion, in an interpreter where importing torch fails."""
+    pytest.importorskip("fastapi", reason="the serve extra is not installed")
+    printed = run_without_torch("fercnn.serve", """
 warnings.filterwarnings("ignore", "Using `httpx`")
 from fastapi.testclient import TestClient
 from fercnn.recognition import DEMO_PHOTO
 from fercnn.serve.app import create_app
 answer = TestClient(create_app()).post("/v1/recognize", content=DEMO_PHOTO.read_bytes(),
                                        headers={"content-type": "image/png"}).json()
-assert "torch" not in {name.split(".")[0] for name in sys.modules}
 print(answer["faces"][0]["emotion"])
-"""
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=REPO, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "happy"
+""")
+    assert printed == "happy"
