@@ -204,7 +204,28 @@ def test_a_study_folder_is_not_reused_by_accident(tmp_path):
     other = Plan(TrainConfig(), {**space, "erase": check_space(
         {"erase": {"type": "float", "low": 0, "high": 0.5}}, TrainConfig())["erase"]},
         plan.folder)
-    with pytest.raises(FercnnError, match="another config or search space"):
+    with pytest.raises(FercnnError, match="another config, search space"):
         open_study(other, storage, resume=True, pruner="median", joined=False)
     resumed = open_study(plan, storage, resume=True, pruner="none", joined=False)
     assert isinstance(resumed.pruner, optuna.pruners.MedianPruner)  # the study's own
+
+
+def test_the_first_trial_is_the_base_config_and_each_trial_keeps_to_its_budget(tmp_path,
+                                                                                tiny_csv):
+    config, space, study = tmp_path / "tiny.yaml", tmp_path / "space.yaml", tmp_path / "study"
+    config.write_text(BASE.replace("epochs: 2", "epochs: 6") + "lr: 0.002\n")
+    space.write_text(SPACE)
+    result = run_cli("tune", "--config", config, "--space", space, "--trials", "1",
+                     "--study", study, "--data", tiny_csv, "--trial-minutes", "0.001")
+    assert result.returncode == 0, result.stderr
+    (trial,) = optuna.load_study(study_name="study",
+                                 storage=f"sqlite:///{study / 'study.db'}").trials
+    assert trial.params == {"lr": 0.002, "label_smoothing": 0.0}  # the recipe's own values
+    assert trial.user_attrs["base"] is True
+    with open(study / "trials.csv", newline="") as f:
+        assert [row["base"] for row in csv.DictReader(f)] == ["True"]
+    # a budget of 0.06 s: fewer epochs than the config's six, as `train --minutes` fits them
+    assert 1 <= len(epochs_of(study / "trial-0000")) < 6
+    again = run_cli("tune", "--config", config, "--space", space, "--trials", "2",
+                    "--study", study, "--data", tiny_csv, "--resume")
+    assert_one_line_error(again, "--trial-minutes")

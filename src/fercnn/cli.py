@@ -190,7 +190,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     space = load_space(args.space, base)
     folder = Path(args.study) if args.study else Path("studies") / base.name
     summary = tune(base, space, folder, args.trials, minutes=args.minutes, resume=args.resume,
-                   storage=args.storage, pruner=args.pruner)
+                   storage=args.storage, pruner=args.pruner,
+                   trial_minutes=args.trial_minutes)
     states = ", ".join(f"{n} {s}" for s, n in summary["states"].items()) or "no trials"
     print(f"study {folder}: {states}")
     if "best_value" in summary:
@@ -501,6 +502,9 @@ def _add_training_commands(sub) -> None:
                    help="trials to finish, counting those of a resumed study")
     p.add_argument("--minutes", type=_positive_float, metavar="M",
                    help="stop the study after M minutes (checked after each epoch)")
+    p.add_argument("--trial-minutes", type=_positive_float, metavar="M",
+                   help="a fixed CPU budget per trial: each trains as `fercnn train --minutes "
+                   "M` would, the config's epochs fitted to it")
     p.add_argument("--study", metavar="DIR", help="study folder: its database and one run "
                    "folder per trial (default studies/<config name>)")
     p.add_argument("--resume", action="store_true",

@@ -64,9 +64,11 @@ def write_best(study: optuna.Study, best: FrozenTrial, path: Path) -> Path:
 
 
 def write_trials_csv(trials: list[FrozenTrial], path: Path) -> None:
-    """One row per trial: number, state, value, run folder, retry, epochs, seconds, settings."""
+    """One row per trial: number, state, value, run folder, whether it is the base config,
+    retry, epochs, seconds, settings."""
     names = list(dict.fromkeys(k for t in trials for k in t.params))
-    columns = ["number", "state", "value", "run", "retry_of", "epochs", "seconds", *names,
+    columns = ["number", "state", "value", "run", "base", "retry_of", "epochs", "seconds",
+               *names,
                "error"]
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns)
@@ -76,6 +78,7 @@ def write_trials_csv(trials: list[FrozenTrial], path: Path) -> None:
                 if t.datetime_complete and t.datetime_start else None
             writer.writerow({"number": t.number, "state": t.state.name, "value": t.value,
                              "run": t.user_attrs.get("run"),
+                             "base": bool(t.user_attrs.get("base")),
                              "retry_of": t.user_attrs.get("retry_of"),
                              "epochs": len(t.intermediate_values),
                              "seconds": None if seconds is None else round(seconds, 1),

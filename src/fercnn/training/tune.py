@@ -39,6 +39,7 @@ class Plan:
     space: dict[str, dict]
     folder: Path
     deadline: float | None = None  # time.monotonic() at which --minutes runs out
+    trial_minutes: float | None = None  # each trial's budget, as `fercnn train --minutes`
 
 
 def default_storage(folder: Path) -> str:
@@ -73,18 +74,35 @@ def open_study(plan: Plan, storage: str, resume: bool, pruner: str, joined: bool
                                 load_if_exists=True)
     saved = study.user_attrs.get("fercnn")
     if saved is None:  # one attribute, written at once: a kill leaves all of it or none
-        saved = {"base": asdict(plan.base), "space": plan.space, "pruner": pruner}
+        saved = {"base": asdict(plan.base), "space": plan.space, "pruner": pruner,
+                 "trial_minutes": plan.trial_minutes}
+        enqueue_base(study, plan)
         study.set_user_attr("fercnn", saved)
     elif config_from_dict(saved["base"]).digest() != plan.base.digest() \
-            or saved["space"] != plan.space:
-        raise FercnnError(f"{plan.folder}: the study was started with another config or "
-                          "search space; use another --study")
+            or saved["space"] != plan.space \
+            or saved.get("trial_minutes") != plan.trial_minutes:
+        raise FercnnError(f"{plan.folder}: the study was started with another config, "
+                          "search space or --trial-minutes; use another --study")
     study.pruner = make_pruner(saved["pruner"], plan.base, plan.space)  # the study's own
     # seeded from the trials so far, so a resumed study does not draw its first trials again;
     # workers sharing a database draw independently
     seed = None if joined else plan.base.seed + len(study.trials)
     study.sampler = optuna.samplers.TPESampler(seed=seed)
     return study
+
+
+def enqueue_base(study: optuna.Study, plan: Plan) -> None:
+    """The base config's own values as the first trial, where they lie in the space: the
+    study then says whether tuning beats the hand-made recipe under the same budget."""
+    values = {name: getattr(plan.base, name) for name in plan.space}
+    if all(within(plan.space[name], value) for name, value in values.items()):
+        study.enqueue_trial(values, user_attrs={"base": True})
+
+
+def within(dimension: dict, value) -> bool:
+    if dimension["type"] == "categorical":
+        return value in dimension["choices"]
+    return dimension["low"] <= value <= dimension["high"]
 
 
 def requeue(study: optuna.Study, trial: FrozenTrial | Trial) -> None:
@@ -144,7 +162,8 @@ def run_trial(trial: Trial, plan: Plan) -> float:
     if retry and (out / "last.pt").exists():
         for row in load_checkpoint(out / "last.pt")["history"]:
             report(row)
-    return train(config, out, resume=retry, on_epoch=report)["best_val_acc"]
+    return train(config, out, resume=retry, minutes=plan.trial_minutes,
+                 on_epoch=report)["best_val_acc"]
 
 
 def describe(trial: Trial) -> str:
@@ -180,7 +199,7 @@ def play(study: optuna.Study, trial: Trial, plan: Plan) -> bool:
 
 def tune(base: TrainConfig, space: dict[str, dict], folder: str | Path, trials: int,
          minutes: float | None = None, resume: bool = False, storage: str | None = None,
-         pruner: str = "median") -> dict:
+         pruner: str = "median", trial_minutes: float | None = None) -> dict:
     """Run the study until ``trials`` trials have ended (or ``minutes`` have passed), then
     write best.yaml, trials.csv and the figures to the study folder; returns its summary."""
     from .study_report import write_results
@@ -188,7 +207,7 @@ def tune(base: TrainConfig, space: dict[str, dict], folder: str | Path, trials: 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     plan = Plan(base, space, folder,
-                time.monotonic() + minutes * 60 if minutes else None)
+                time.monotonic() + minutes * 60 if minutes else None, trial_minutes)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = open_study(plan, storage or default_storage(folder), resume, pruner,
                        joined=storage is not None)
