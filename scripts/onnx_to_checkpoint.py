@@ -8,7 +8,8 @@ from data: each one's scale and shift are set to the standard deviation and mean
 on Training images (plus the folded bias), and its running statistics to the same, so the
 network computes the exported function in both modes at the start of fine-tuning.
 
-    python scripts/onnx_to_checkpoint.py tests/data/default-fp32.onnx runs/default-init/best.pt \
+    python scripts/onnx_to_checkpoint.py results/cpu-budget-ema/model-fp32.onnx \
+        runs/default-init/best.pt \
         --data ../shared/data/fer2013.csv.xz
 
 checks that the checkpoint's probabilities equal the ONNX model's on PublicTest images.

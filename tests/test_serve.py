@@ -21,7 +21,7 @@ pytest.importorskip("fastapi", reason="the serve extra is not installed")
 
 from fercnn import EMOTIONS  # noqa: E402
 from fercnn.cli import main  # noqa: E402
-from fercnn.recognition import DEMO_PHOTO  # noqa: E402
+from fercnn.recognition import DEMO_PHOTO, Recognizer  # noqa: E402
 from fercnn.serve.app import create_app  # noqa: E402
 from fercnn.serve.settings import MB, Limits, Settings  # noqa: E402
 
@@ -131,8 +131,9 @@ def test_models_lists_the_bundled_models_with_their_metadata(client):
     models = {m["name"]: m for m in body["models"]}
     assert body["default"] == "default" and set(models) == {"default", "accurate"}
     assert models["default"]["default"] and not models["accurate"]["default"]
-    assert models["default"]["private_test_accuracy"] == pytest.approx(0.715)
-    assert models["accurate"]["private_test_accuracy"] == pytest.approx(0.7275)
+    for name in ("default", "accurate"):  # each file's own figure, as its metadata holds it
+        expected = Recognizer(name).metadata["private_test_accuracy"]
+        assert 0.7 < models[name]["private_test_accuracy"] == pytest.approx(expected)
     for model in models.values():
         assert model["classes"] == list(EMOTIONS) and model["quantization"] == "int8"
         assert model["metadata"]["input"]["shape"] == [1, 48, 48]
