@@ -214,13 +214,14 @@ def test_the_first_trial_is_the_base_config_and_each_trial_keeps_to_its_budget(t
                                                                                 tiny_csv):
     config, space, study = tmp_path / "tiny.yaml", tmp_path / "space.yaml", tmp_path / "study"
     config.write_text(BASE.replace("epochs: 2", "epochs: 6") + "lr: 0.002\n")
-    space.write_text(SPACE)
+    # erase is fixed by the space at a value the base config does not have: drawn, not copied
+    space.write_text(SPACE + "erase: {type: categorical, choices: [0.25]}\n")
     result = run_cli("tune", "--config", config, "--space", space, "--trials", "1",
                      "--study", study, "--data", tiny_csv, "--trial-minutes", "0.001")
     assert result.returncode == 0, result.stderr
     (trial,) = optuna.load_study(study_name="study",
                                  storage=f"sqlite:///{study / 'study.db'}").trials
-    assert trial.params == {"lr": 0.002, "label_smoothing": 0.0}  # the recipe's own values
+    assert trial.params == {"lr": 0.002, "label_smoothing": 0.0, "erase": 0.25}
     assert trial.user_attrs["base"] is True
     with open(study / "trials.csv", newline="") as f:
         assert [row["base"] for row in csv.DictReader(f)] == ["True"]

@@ -92,11 +92,13 @@ def open_study(plan: Plan, storage: str, resume: bool, pruner: str, joined: bool
 
 
 def enqueue_base(study: optuna.Study, plan: Plan) -> None:
-    """The base config's own values as the first trial, where they lie in the space: the
-    study then says whether tuning beats the hand-made recipe under the same budget."""
+    """The base config's own values as the first trial: the study then says whether tuning
+    beats the hand-made recipe under the same budget. A setting whose base value lies outside
+    its range (a space that fixes ``ema_warmup: true`` for every trial, say) is drawn as any
+    trial's would be."""
     values = {name: getattr(plan.base, name) for name in plan.space}
-    if all(within(plan.space[name], value) for name, value in values.items()):
-        study.enqueue_trial(values, user_attrs={"base": True})
+    study.enqueue_trial({name: value for name, value in values.items()
+                         if within(plan.space[name], value)}, user_attrs={"base": True})
 
 
 def within(dimension: dict, value) -> bool:
