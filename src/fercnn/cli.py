@@ -273,13 +273,6 @@ def _annotated_names(names: list) -> list:
     return targets
 
 
-def _write_annotated(image, faces, target) -> str:
-    """An annotated copy of ``image`` (a loaded array) written to ``target``."""
-    from .recognition.annotate import write_annotated
-
-    return write_annotated(image, faces, target)
-
-
 def _describe(face) -> str:
     """``happy  (happy 91%, neutral 5%, surprise 2%)``"""
     top = sorted(face.probabilities.items(), key=lambda kv: -kv[1])[:3]
@@ -383,12 +376,13 @@ def cmd_video(args: argparse.Namespace) -> int:
 @command
 def cmd_demo(args: argparse.Namespace) -> int:
     from .recognition import DEMO_PHOTO, Recognizer, load_image
+    from .recognition.annotate import write_annotated
 
     photo = load_image(DEMO_PHOTO)
     faces = Recognizer(args.model).predict(photo)
     if not faces:
         raise FercnnError(f"{DEMO_PHOTO}: no face found")
-    written = _write_annotated(photo, faces, Path(args.out) / f"{DEMO_PHOTO.stem}-emotions.png")
+    written = write_annotated(photo, faces, Path(args.out) / f"{DEMO_PHOTO.stem}-emotions.png")
     for face in faces:
         print(f"face at {tuple(face.box)}: {_describe(face)}")
     print(f"annotated photo: {written}  (NASA portrait of astronaut Eileen Collins, "

@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import FercnnError
 from .labels import EMOTIONS
-from .recognition.bundled import is_onnx
+from .recognition.bundled import is_onnx, model_path
 from .recognition.crop import crop_to_photo
 from .recognition.faces import Box
 from .recognition.heatmaps import crop_panel, overlay_photo, to_photo
@@ -41,11 +41,14 @@ def resolve_method(model: str, method: str | None) -> str:
     return method
 
 
-def make_saliency(model: str, method: str, checkpoint: dict | None = None) -> Saliency:
+def make_saliency(model: str, method: str, checkpoint: dict | None = None,
+                  recognizer: Recognizer | None = None) -> Saliency:
     """The ``(faces, targets) -> (maps, probabilities)`` function of ``model`` (a bundled
-    name, an .onnx file, a run folder or a checkpoint, given loaded or read here)."""
+    name, an .onnx file, a run folder or a checkpoint, given loaded or read here). An ONNX
+    model's session is ``recognizer``'s when that runs the same file, else loaded here."""
     if is_onnx(model):
-        recognizer = Recognizer(model)
+        if recognizer is None or recognizer.path != model_path(model) or recognizer.tta:
+            recognizer = Recognizer(model)
         return lambda faces, targets=None: occlusion_maps(recognizer.predict_batch, faces,
                                                           targets)
     from .training.checkpoint import load_checkpoint
@@ -126,9 +129,9 @@ def explain_files(model: str, files: list[tuple[Path, Path]], out: str | Path,
     """Maps for every face of every (photo, output name without suffix) in ``files``,
     written to ``out``; one report entry per photo (its faces, the files written)."""
     method = resolve_method(model, method)
-    saliency = make_saliency(model, method)
     if finder is None:
         finder = Recognizer(model) if is_onnx(model) else Recognizer()
+    saliency = make_saliency(model, method, recognizer=finder)  # one session, not two
     chosen = None if target is None else EMOTIONS.index(target)
     report = []
     for path, name in files:
