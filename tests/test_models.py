@@ -50,3 +50,12 @@ def test_models_command_json():
     for name, params in NOTEBOOK_PARAMS.items():
         assert rows[name]["params"] == params
         assert rows[name]["macs"] > 0
+
+
+def test_tiny_vgg_macs_by_hand_are_a_fourteenth_of_vgg_s():
+    # one 3x3 convolution a stage at 48, 24, 12 and 6 pixels, then 1152 -> 128 -> 7
+    expected = 48 * 48 * 16 * 9 + 24 * 24 * 32 * 16 * 9 + 12 * 12 * 64 * 32 * 9 \
+        + 6 * 6 * 128 * 64 * 9 + 1152 * 128 + 128 * 7
+    tiny = count_macs(create_model("vgg-t"))
+    assert tiny == expected
+    assert count_macs(create_model("vgg-s")) / tiny > 13

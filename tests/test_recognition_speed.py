@@ -25,3 +25,19 @@ def test_the_ceiling_runs_both_precisions(bench):
     speeds = bench.matmul_gops(threads=1, sizes=(32, 64))
     assert set(speeds) == {"fp32", "int8"}
     assert all(gops > 0 for gops in speeds.values())
+
+
+def test_the_fer_table_gives_each_models_speed_as_a_multiple_of_fers(bench):
+    fer = {"model": "fer m.tflite", "size_kb": 90, "faces_per_s_one_at_a_time": 400,
+           "faces_per_s_batch_64": 1000}
+    row = {"model": "tiny.onnx", "quantization": "int8", "faces_per_s_one_at_a_time": 1300,
+           "faces_per_s_batch_64": 2500}
+    lines = bench.against_fer([row], fer)
+    assert lines[-1] == "| tiny.onnx (int8) | 1300 | 3.25x | 2500 | 2.50x |"
+
+
+def test_an_interpreter_without_fer_stops_the_benchmark_with_its_reason(bench):
+    import sys
+
+    with pytest.raises(SystemExit, match="fer baseline failed.*ai_edge_litert"):
+        bench.fer_faces_per_second(sys.executable, threads=1)

@@ -54,3 +54,10 @@ def vgg_small() -> nn.Module:
 def vgg() -> nn.Module:
     """Widths 64-128-256-512: 5.87M parameters, 470M multiply-accumulates."""
     return FerVGG(width=64)
+
+
+@register("vgg-t")
+def vgg_tiny() -> nn.Module:
+    """Widths 16-32-64-128, one convolution a stage, a 128-wide head: 8.4M multiply-accumulates,
+    a fourteenth of ``vgg-s``, for a model called one face at a time (a webcam, a phone)."""
+    return FerVGG(width=16, convs=1, hidden=128, dropout=0.3)
