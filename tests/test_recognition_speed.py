@@ -40,4 +40,4 @@ def test_an_interpreter_without_fer_stops_the_benchmark_with_its_reason(bench):
     import sys
 
     with pytest.raises(SystemExit, match="fer baseline failed.*ai_edge_litert"):
-        bench.fer_faces_per_second(sys.executable, threads=1)
+        bench.fer_faces_per_second(sys.executable, threads=1, one_face_threads=1)

@@ -127,7 +127,7 @@ def _largest_int8_weight(path) -> int:
     return max(int(np.abs(w.astype(np.int32)).max()) for w in weights)
 
 
-@pytest.mark.parametrize("model", ["exported", "default", "accurate"])
+@pytest.mark.parametrize("model", ["exported", "default", "accurate", "tiny"])
 def test_int8_weights_use_seven_bits_so_that_no_cpu_saturates(model, request):
     """Without VNNI (AVX2 only), onnxruntime sums pairs of uint8 x int8 products in 16 bits
     (VPMADDUBSW): 255 x 64 x 2 fits, 255 x 127 x 2 does not. With 8-bit weights the embedded
@@ -493,6 +493,31 @@ def test_an_ensemble_exports_as_one_model_averaging_its_members(exported, tmp_pa
     np.testing.assert_allclose(Recognizer(ensemble).predict_batch(faces), expected, atol=1e-5)
     meta = Recognizer(ensemble).metadata
     assert meta["model"] == "ensemble of shallow + shallow" and len(meta["members"]) == 2
+
+
+def test_the_bundled_tiny_model_is_selectable_by_name_and_reads_the_astronaut_happy():
+    from fercnn.recognition import DEMO_PHOTO
+
+    assert Recognizer("tiny").metadata["model"] == "vgg-tiny"
+    result = run_cli_without(("torch",), "predict", DEMO_PHOTO, "--model", "tiny", "--json")
+    assert result.returncode == 0, result.stderr
+    faces = json.loads(result.stdout)[0]["faces"]
+    assert len(faces) == 1 and faces[0]["emotion"] == "happy"
+
+
+def test_the_tiny_model_keeps_to_its_size_and_work_limits():
+    """A quarter of a megabyte on disk and a tenth of the default's arithmetic: the model for
+    a phone or a webcam, called one face at a time."""
+    from fercnn.models import count_macs, create_model
+    from fercnn.recognition import BUNDLED_MODELS
+
+    tiny = Recognizer("tiny")
+    assert BUNDLED_MODELS["tiny"].stat().st_size <= 256 * 1024
+    assert count_macs(create_model(tiny.metadata["model"])) * 10 \
+        <= count_macs(create_model(Recognizer("default").metadata["model"]))
+    probabilities = tiny.predict_batch(np.full((3, 48, 48), 128, np.uint8))
+    assert probabilities.shape == (3, 7)
+    np.testing.assert_allclose(probabilities.sum(1), 1, atol=1e-5)
 
 
 def test_the_bundled_accurate_ensemble_is_selectable_by_name(tmp_path):

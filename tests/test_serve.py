@@ -129,11 +129,11 @@ def test_a_jpeg_from_a_phone_is_read_upright_from_its_exif(client):
 def test_models_lists_the_bundled_models_with_their_metadata(client):
     body = client.get("/v1/models").json()
     models = {m["name"]: m for m in body["models"]}
-    assert body["default"] == "default" and set(models) == {"default", "accurate"}
+    assert body["default"] == "default" and set(models) == {"default", "accurate", "tiny"}
     assert models["default"]["default"] and not models["accurate"]["default"]
-    for name in ("default", "accurate"):  # each file's own figure, as its metadata holds it
+    for name in ("default", "accurate", "tiny"):  # each file's own figure, from its metadata
         expected = Recognizer(name).metadata["private_test_accuracy"]
-        assert 0.7 < models[name]["private_test_accuracy"] == pytest.approx(expected)
+        assert 0.66 < models[name]["private_test_accuracy"] == pytest.approx(expected)
     for model in models.values():
         assert model["classes"] == list(EMOTIONS) and model["quantization"] == "int8"
         assert model["metadata"]["input"]["shape"] == [1, 48, 48]

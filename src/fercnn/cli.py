@@ -422,8 +422,9 @@ def _positive_float(text: str) -> float:
 
 
 def _add_model(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", metavar="M.onnx", help="an exported model, or 'accurate' for the "
-                   "bundled ensemble (default: the embedded fast model)")
+    p.add_argument("--model", metavar="M.onnx", help="an exported model, 'accurate' for the "
+                   "bundled ensemble or 'tiny' for the smallest, fastest model (default: the "
+                   "embedded model)")
 
 
 def _add_recognition_options(p: argparse.ArgumentParser) -> None:
@@ -530,7 +531,7 @@ def _add_evaluation_commands(sub) -> None:
     p = sub.add_parser("evaluate", help="metrics of trained models (or their ensemble)")
     p.add_argument("models", nargs="+", metavar="MODEL",
                    help="a run folder, a .pt checkpoint, an exported .onnx model, or a bundled "
-                   "model: 'default' or 'accurate'; several are averaged as an ensemble")
+                   "model: 'default', 'accurate' or 'tiny'; several are averaged as an ensemble")
     p.add_argument("--tta", action="store_true",
                    help="average ten views per face (shifts and mirror images)")
     p.add_argument("--ferplus", metavar="CSV", help="score against FER+ labels "
@@ -554,7 +555,7 @@ def _add_evaluation_commands(sub) -> None:
 
     p = sub.add_parser("explain", help="saliency maps: where in each face a model looked")
     p.add_argument("model", metavar="MODEL", help="a run folder or .pt checkpoint (Grad-CAM), "
-                   "an exported .onnx model or 'default'/'accurate' (occlusion, no torch)")
+                   "an exported .onnx model or 'default'/'accurate'/'tiny' (occlusion, no torch)")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders of them")
     p.add_argument("--out", default="explain", metavar="DIR",
                    help="where the PNGs go (default ./explain)")

@@ -1,7 +1,7 @@
 """The models and the photo that ship inside the package, and how a model name becomes a file.
 
-``default`` and ``accurate`` can be named wherever a model file is expected (assets/README.md
-says what each is and where it came from)."""
+``default``, ``accurate`` and ``tiny`` can be named wherever a model file is expected
+(assets/README.md says what each is and where it came from)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from ..errors import FercnnError
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEFAULT_MODEL = ASSETS / "default.onnx"
-BUNDLED_MODELS = {"default": DEFAULT_MODEL, "accurate": ASSETS / "accurate.onnx"}
+BUNDLED_MODELS = {"default": DEFAULT_MODEL, "accurate": ASSETS / "accurate.onnx",
+                  "tiny": ASSETS / "tiny.onnx"}
 DEMO_PHOTO = ASSETS / "astronaut.png"  # NASA, Eileen Collins: public domain (assets/README.md)
 
 

@@ -113,8 +113,12 @@ class Recognizer:
             raise FercnnError(f"faces must be {IMAGE_SIZE}x{IMAGE_SIZE}, got "
                               f"{faces.shape[1]}x{faces.shape[2]}")
         views = tta_views(faces) if self.tta else [faces]
-        x = np.concatenate(views)[:, None].astype(np.float32) * np.float32(self.scale)
+        # one float copy, scaled in place: a one-face call of the tiny model is ~100 us
+        x = (np.concatenate(views) if self.tta else faces)[:, None].astype(np.float32)
+        x *= np.float32(self.scale)
         probabilities = self.session.run(None, {self.input_name: x})[0]
+        if not self.tta:
+            return probabilities
         return probabilities.reshape(len(views), len(faces), -1).mean(axis=0)
 
     def faces(self, image, boxes: list[Box] | None = None, detect: bool = True,

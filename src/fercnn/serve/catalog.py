@@ -1,7 +1,7 @@
 """The models a server offers, by name, each loaded once per worker process.
 
-Clients choose among names only (the bundled ``default`` and ``accurate``, and the file given
-to ``--model``), never a path: a request cannot make the server open a file. Per-request
+Clients choose among names only (the bundled ``default``, ``accurate`` and ``tiny``, and the
+file given to ``--model``), never a path: a request cannot make the server open a file. Per-request
 options (TTA, detector, smallest face, alignment) go on a shallow copy of the cached
 Recognizer that shares its onnxruntime sessions: onnxruntime runs one session from several
 threads safely, and loading a session per request would cost more than recognising."""

@@ -40,7 +40,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    "127.0.0.1, this machine only; 0.0.0.0: every network)")
     p.add_argument("--port", type=_count(1, 65535), default=8000, help="default 8000")
     p.add_argument("--model", default="default", metavar="M", help="the default model: "
-                   "'default', 'accurate' or an exported .onnx file (offered as its name)")
+                   "'default', 'accurate', 'tiny' or an exported .onnx file (offered as its name)")
     p.add_argument("--workers", type=_count(1, 64), default=1, metavar="N",
                    help="worker processes, each with its own models (default 1)")
     p.add_argument("--threads", type=_count(1, 64), default=2, metavar="N",
