@@ -3,6 +3,7 @@ hosts are never compared (the README's speed section says which host each figure
 
 from __future__ import annotations
 
+import json
 import platform
 from pathlib import Path
 
@@ -20,3 +21,15 @@ def cpu_description() -> str:
     found = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16")
              if f in flags]
     return f"{name} ({', '.join(found) or 'no AVX2'})"
+
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def write_results(name: str, tag: str | None, result: dict, lines: list[str]) -> None:
+    """``benchmarks/results/NAME[-TAG].{json,md}``: each host's figures in files of their own
+    (the tag names the host), so a run on one host never overwrites another's."""
+    stem = name + (f"-{tag}" if tag else "")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")

