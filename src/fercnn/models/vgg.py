@@ -79,6 +79,6 @@ def vgg_tiny() -> nn.Module:
     """Widths 16-24-48-96 with 1, 2, 2 and 1 convolutions, the first with stride 2: six
     layers deep for 11.1M multiply-accumulates. A full-resolution first convolution (one input
     channel) was onnxruntime's slowest int8 layer, a third of a one-face call; striding it
-    makes a call 1.6x faster (benchmarks/results/tiny_design-amx.md)."""
+    makes a call 1.4x faster (benchmarks/results/tiny_design-amx.md)."""
     return FerVGG(channels=(16, 24, 48, 96), convs=(1, 2, 2, 1), hidden=128, dropout=0.3,
                   strided_stem=True)
