@@ -1,6 +1,6 @@
 """BlazeFace against fercnn's Haar path on real photos: faces found, time, and wild-dev misses.
 
-    FERCNN_REAL_DATA=../shared/data python benchmarks/detection_photos.py [--runs 5]
+    FERCNN_REAL_DATA=../shared/data python benchmarks/detection_photos.py [--runs 5] [--tag HOST]
 
 Photos: ``$FERCNN_REAL_DATA/photos`` (obama_family 4 faces, group_10mpx 31, biden_7mpx 1) and
 the bundled 512x512 portrait. Time is the median of ``--runs`` calls after one warm-up, both
@@ -10,14 +10,19 @@ gray, equalizeHist, scaleFactor 1.1, minNeighbors 5, minSize 40. wild-dev
 (``$FERCNN_REAL_DATA/wild-dev``): the share of images where no face is found. For Haar, images
 under 64 px are upscaled 4x and under 128 px 2x first (its minSize is 40 px, so a 30-60 px
 crop could never match otherwise); BlazeFace gets the images as they are, since it resizes the
-whole image to its 128 px input anyway. Results go to benchmarks/results/detection_photos.*.
+whole image to its 128 px input anyway.
+
+Two choices of the detector are timed against what they replaced, in the same run: its windows
+run side by side on two threads of one onnxruntime thread each, against one window at a time
+(``threads=1``), and its pyramid levels are shrunk by halvings (``fercnn.recognition.scaling``)
+against OpenCV's area averaging at the level's size. Results go to
+benchmarks/results/detection_photos[-TAG].*.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import statistics
 import time
@@ -26,11 +31,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from host import cpu_description
+from host import cpu_description, write_results
 
-from fercnn.recognition.blazeface import BlazeFaceDetector
+from fercnn.recognition.blazeface import BlazeFaceDetector, resize
 
-RESULTS = Path(__file__).resolve().parent / "results"
 PORTRAIT = Path(__file__).resolve().parents[1] / "src" / "fercnn" / "assets" / "astronaut.png"
 PHOTOS = {"obama_family.jpg": 4, "group_10mpx.jpg": 31, "biden_7mpx.jpg": 1}
 THREADS = 2
@@ -65,6 +69,21 @@ def timed(detect: Callable, image: np.ndarray, runs: int) -> tuple[int, float]:
     return count, statistics.median(times)
 
 
+def level_shrink_ms(blaze: BlazeFaceDetector, image: np.ndarray, runs: int) -> tuple[float, float]:
+    """The time to make the pyramid levels of ``image`` (RGB, as the detector does): by
+    halvings, as the detector does, and with OpenCV's area averaging straight to each size."""
+    rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    scales = {win.scale for win in blaze.plan(*image.shape[:2])}
+
+    def area() -> list:
+        h, w = rgb.shape[:2]
+        return [cv2.resize(rgb, (max(round(w * s), 1), max(round(h * s), 1)),
+                           interpolation=cv2.INTER_AREA) for s in scales]
+
+    return (timed(lambda im: [resize(im, s) for s in scales], rgb, runs)[1],
+            timed(lambda im: area(), rgb, runs)[1])
+
+
 def upscaled(image: np.ndarray) -> np.ndarray:
     side = max(image.shape[:2])
     factor = 4 if side < 64 else 2 if side < 128 else 1
@@ -87,20 +106,26 @@ def wild_dev(folder: Path, blaze: BlazeFaceDetector, haar: Haar) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--tag", default=None, help="names the host in the results' file names")
     args = parser.parse_args()
     data = Path(os.environ.get("FERCNN_REAL_DATA", "../shared/data"))
     cv2.setNumThreads(THREADS)
     blaze, haar = BlazeFaceDetector(threads=THREADS), Haar()
+    one_at_a_time = BlazeFaceDetector(threads=1)
     images = {"astronaut.png (bundled)": (cv2.imread(str(PORTRAIT)), 1)}
     for name, faces in PHOTOS.items():
         images[name] = (cv2.imread(str(data / "photos" / name), cv2.IMREAD_COLOR), faces)
     rows = []
     for name, (image, faces) in images.items():
         found_b, ms_b = timed(blaze.detect, image, args.runs)
+        ms_one = timed(one_at_a_time.detect, image, args.runs)[1]
         found_h, ms_h = timed(haar.detect, image, args.runs)
+        halves_ms, area_ms = level_shrink_ms(blaze, image, args.runs)
         rows.append({"photo": name, "size": f"{image.shape[1]}x{image.shape[0]}", "faces": faces,
                      "blazeface_found": found_b, "blazeface_ms": round(ms_b, 1),
+                     "one_window_at_a_time_ms": round(ms_one, 1),
                      "windows": len(blaze.plan(*image.shape[:2])),
+                     "levels_halvings_ms": round(halves_ms, 2), "levels_area_ms": round(area_ms, 2),
                      "haar_found": found_h, "haar_ms": round(ms_h, 1),
                      "haar_over_blazeface": round(ms_h / ms_b, 2)})
         print(rows[-1], flush=True)
@@ -108,26 +133,28 @@ def main() -> None:
     print(wild)
     result = {"cpu": cpu_description(), "threads": THREADS, "runs": args.runs, "photos": rows,
               "wild_dev": wild}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "detection_photos.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / "detection_photos.md").write_text(markdown(result))
+    write_results("detection_photos", args.tag, result, markdown(result))
 
 
-def markdown(result: dict) -> str:
+def markdown(result: dict) -> list[str]:
     lines = [
         "# Face detection on real photos: BlazeFace vs Haar",
         "",
         f"CPU: {result['cpu']}; {result['threads']} threads; median of {result['runs']} runs "
         "after a warm-up; `python benchmarks/detection_photos.py`.",
         "",
-        "| photo | size | faces | BlazeFace found | BlazeFace ms | windows | Haar found | "
-        "Haar ms | Haar / BlazeFace |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| photo | size | faces | BlazeFace found | BlazeFace ms | one window at a time ms "
+        "| windows | levels by halvings ms | levels by area ms | Haar found | Haar ms "
+        "| Haar / BlazeFace |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in result["photos"]:
         lines.append(f"| {r['photo']} | {r['size']} | {r['faces']} | {r['blazeface_found']} | "
-                     f"{r['blazeface_ms']} | {r['windows']} | {r['haar_found']} | "
-                     f"{r['haar_ms']} | {r['haar_over_blazeface']} |")
+                     f"{r['blazeface_ms']} | {r['one_window_at_a_time_ms']} "
+                     f"({r['one_window_at_a_time_ms'] / r['blazeface_ms']:.2f}x) | "
+                     f"{r['windows']} | {r['levels_halvings_ms']} | {r['levels_area_ms']} "
+                     f"({r['levels_area_ms'] / r['levels_halvings_ms']:.1f}x) | "
+                     f"{r['haar_found']} | {r['haar_ms']} | {r['haar_over_blazeface']} |")
     w = result["wild_dev"]
     lines += [
         "",
@@ -136,10 +163,13 @@ def markdown(result: dict) -> str:
         "64 px upscaled 4x, under 128 px 2x, as its 40 px minimum size needs).",
         "",
         "`windows`: the squares BlazeFace runs its networks on (short-range whole image, "
-        "full-range whole image, full-range tiles).",
-        "",
+        "full-range whole image, full-range tiles); they run two at a time on two threads, "
+        "against one at a time in the next column (the ratio is that time over this one). "
+        "`levels`: the pyramid levels the detector makes of the photo, by halvings with area "
+        "averaging then bilinear for the rest (what the detector does) and by OpenCV's area "
+        "averaging straight to each size (before; the ratio is its time over the halvings').",
     ]
-    return "\n".join(lines)
+    return lines
 
 
 if __name__ == "__main__":

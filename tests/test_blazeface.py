@@ -106,3 +106,18 @@ def test_real_photos(photos, name, least, most):
     faces = BlazeFaceDetector().detect(image)
     assert least <= len(faces) <= most
     assert [f.box[:2] for f in faces] == sorted(f.box[:2] for f in faces)
+
+
+def test_windows_side_by_side_find_what_one_at_a_time_finds(detector, portrait):
+    """Two threads running tiles at once must merge to the same faces as one thread: the
+    portrait shrunk to 250 and 600 px (faces of about 50 and 120) and pasted into a 2400x1600
+    scene, searched through 40+ tiles."""
+    scene = np.full((1600, 2400, 3), 90, np.uint8)
+    scene[900:1150, 1700:1950] = cv2.resize(portrait, (250, 250), interpolation=cv2.INTER_AREA)
+    scene[100:700, 200:800] = cv2.resize(portrait, (600, 600), interpolation=cv2.INTER_AREA)
+    side_by_side = BlazeFaceDetector(threads=2)
+    assert len(side_by_side.plan(*scene.shape[:2])) > 40
+    one, two = detector.detect(scene), side_by_side.detect(scene)
+    assert len(one) == 2
+    assert [(f.box, f.score) for f in two] == [(f.box, f.score) for f in one]
+    assert np.array_equal(two[1].keypoints, one[1].keypoints)

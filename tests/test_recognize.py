@@ -528,3 +528,29 @@ def test_the_bundled_accurate_ensemble_is_selectable_by_name(tmp_path):
     assert result.returncode == 0, result.stderr
     faces = json.loads(result.stdout)[0]["faces"]
     assert len(faces) == 1 and faces[0]["emotion"] == "happy"
+
+
+def test_a_photo_file_is_read_upright_from_its_exif(tmp_path):
+    """A phone's JPEG stored sideways with orientation 6 (turn 90 degrees clockwise to view)."""
+    from PIL import Image
+
+    from fercnn.recognition import DEMO_PHOTO
+
+    upright = cv2.imread(str(DEMO_PHOTO))[:, 64:448]  # 512 high, 384 wide
+    stored = cv2.rotate(upright, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(cv2.cvtColor(stored, cv2.COLOR_BGR2RGB)).save(
+        tmp_path / "phone.jpg", "JPEG", quality=95, exif=exif)
+    loaded = load_image(tmp_path / "phone.jpg")
+    assert loaded.shape == upright.shape
+    assert np.abs(loaded.astype(int) - upright).mean() < 3
+
+
+def test_rgb_arrays_become_bgr():
+    rgba = np.zeros((4, 5, 4), np.uint8)
+    rgba[..., 0], rgba[..., 3] = 200, 255  # red, opaque
+    for image in (rgba[..., :3], rgba):
+        bgr = load_image(image, color="rgb")
+        assert bgr.shape == (4, 5, 3)
+        assert (bgr[..., 2] == 200).all() and (bgr[..., :2] == 0).all()

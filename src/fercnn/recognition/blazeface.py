@@ -21,7 +21,9 @@ model; the detections of all windows are merged by the same weighted suppression
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +34,7 @@ import onnxruntime as ort
 from ..errors import FercnnError
 from .bundled import ASSETS
 from .faces import Face
+from .scaling import rescale
 
 KEYPOINTS = ("right eye", "left eye", "nose tip", "mouth", "right ear tragion", "left ear tragion")
 RAW_SCORE_LIMIT = 80.0  # MediaPipe clips logits at 100; 80 keeps float32 sigmoid finite
@@ -143,13 +146,9 @@ def window(level: np.ndarray, x0: int, y0: int, size: int) -> np.ndarray:
 
 
 def resize(image: np.ndarray, scale: float) -> np.ndarray:
-    """The image scaled by ``scale``: area averaging down (no aliasing), bilinear up."""
+    """The image scaled by ``scale``, without aliasing when it shrinks."""
     h, w = image.shape[:2]
-    size = (max(round(w * scale), 1), max(round(h * scale), 1))
-    if size == (w, h):
-        return image
-    method = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    return cv2.resize(image, size, interpolation=method)
+    return rescale(image, (max(round(w * scale), 1), max(round(h * scale), 1)))
 
 
 def tile_starts(length: int, size: int, overlap: int) -> list[int]:
@@ -178,12 +177,12 @@ class Window:
     min_width: float = 0.0  # drop boxes narrower than this share of the square
 
 
-def session(name: str, threads: int) -> ort.InferenceSession:
-    """A CPU session that sleeps between runs instead of spinning (video leaves idle gaps)."""
+def session(name: str) -> ort.InferenceSession:
+    """A one-thread CPU session: the detector runs its windows side by side instead
+    (``BlazeFaceDetector``), which uses the cores better than threads within one small net."""
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
+    options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(model_path(name)), options, providers=["CPUExecutionProvider"])
 
 
@@ -197,6 +196,13 @@ class BlazeFaceDetector:
     tiles on a pyramid when the image is too large for a ``min_face``-pixel face (box width
     in original pixels) to reach it at ``face_px`` pixels. Its range within a tile is about
     ``face_px`` to the tile overlap, so pyramid levels are ``level_step`` apart.
+
+    The windows run ``threads`` at a time, one onnxruntime thread each. These nets' layers are
+    too small to share between threads: the full-range model took 5.2 ms a call on two threads
+    and 5.3 on one, as its threads sleep between layers (letting them spin instead made a photo
+    2x slower, as the sessions' spinning threads took the cores from each other). Two windows
+    at once keep both cores busy: a 10-megapixel photo's 96 windows took 287 ms instead of
+    534 (benchmarks/results/detection_photos-avx2.md).
     """
 
     short_share = 0.25  # below this share of its square, short-range boxes are loose: the
@@ -214,7 +220,8 @@ class BlazeFaceDetector:
         self.min_face, self.nms_threshold = min_face, nms_threshold
         self.margin, self.face_px, self.level_step = margin, face_px, level_step
         self.anchors = {name: ssd_anchors(spec) for name, spec in MODELS.items()}
-        self.sessions = {name: session(name, threads) for name in MODELS}
+        self.sessions = {name: session(name) for name in MODELS}
+        self.pool = ThreadPoolExecutor(threads, "fercnn-blazeface") if threads > 1 else None
 
     def centred(self, model: str, height: int, width: int, margin: float) -> Window:
         """The whole image letterboxed into the model's square, with a border of ``margin``."""
@@ -253,25 +260,27 @@ class BlazeFaceDetector:
         return decode(raw, logits, self.anchors[model], MODELS[model].size,
                       self.min_scores[model])
 
+    def search(self, win: Window, levels: dict[float, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """The detections of one window, as points in the image's pixels and scores."""
+        level = levels[win.scale]
+        size = MODELS[win.model].size
+        points, score = self.infer(win.model, window(level, win.x, win.y, size))
+        keep = points[:, 1, 0] - points[:, 0, 0] >= win.min_width
+        if win.tile:
+            keep &= uncut(points, win, size, level.shape[:2])
+        return (points[keep] * size + (win.x, win.y)) / win.scale, score[keep]
+
     def detect(self, image: np.ndarray) -> list[Face]:
         """Faces in a uint8 gray or BGR image, left to right, boxes in its pixels."""
         if image.dtype != np.uint8 or image.size == 0:
             raise FercnnError("expected a non-empty uint8 image")
         rgb = to_rgb(image)
         height, width = rgb.shape[:2]
-        found, scores, levels = [], [], {}
-        for win in self.plan(height, width):
-            if win.scale not in levels:
-                levels[win.scale] = resize(rgb, win.scale)
-            level = levels[win.scale]
-            size = MODELS[win.model].size
-            points, score = self.infer(win.model, window(level, win.x, win.y, size))
-            keep = points[:, 1, 0] - points[:, 0, 0] >= win.min_width
-            if win.tile:
-                keep &= uncut(points, win, size, level.shape[:2])
-            points, score = points[keep], score[keep]
-            found.append((points * size + (win.x, win.y)) / win.scale)
-            scores.append(score)
+        windows = self.plan(height, width)
+        levels = {scale: resize(rgb, scale) for scale in {win.scale for win in windows}}
+        search = functools.partial(self.search, levels=levels)
+        run_all = self.pool.map if self.pool is not None and len(windows) > 1 else map
+        found, scores = zip(*run_all(search, windows), strict=True)
         points, score = weighted_nms(np.concatenate(found), np.concatenate(scores),
                                      self.nms_threshold)
         faces = [to_face(p, s, height, width) for p, s in zip(points, score, strict=True)]

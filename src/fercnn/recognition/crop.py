@@ -8,6 +8,7 @@ import numpy as np
 
 from ..labels import IMAGE_SIZE
 from .faces import Box, Face
+from .scaling import halve, halvings
 
 # FER-2013's framing as BlazeFace sees it (benchmarks/results/fer_framing.md: 984 Training
 # faces upscaled 4x and re-detected): the box is 41 of the crop's 48 pixels wide, its centre
@@ -53,23 +54,20 @@ def eye_angle(face: Face) -> float:
 def align_face(gray: np.ndarray, face: Face, rotate: bool = True) -> np.ndarray:
     """The 48x48 crop of a detected face framed as FER-2013 frames it (box width and centre
     at their FER-2013 places) and, with ``rotate``, turned so the eyes are level: a tilted
-    head reaches the model upright. Large faces are shrunk with area averaging first, so the
-    crop does not alias; outside the photo the edge is replicated."""
+    head reaches the model upright. Outside the photo the edge is replicated."""
     x, y, w, h = face.box
     scale = max(w, h) / FER_BOX_WIDTH  # photo pixels per crop pixel
     centre = np.array([x + w / 2, y + h / 2])
     # the region the rotated crop can reach, with a pixel to spare for interpolation
     reach = IMAGE_SIZE * scale * (np.sqrt(2) if rotate else 1.0) + 2 * scale + 2
+    times = halvings(scale)  # area-average large faces down by whole halvings first, so the
+    # crop does not alias; the region's side is a multiple of 2**times, so they are exact
+    shrink = 2.0 ** times
     x0, y0 = (int(np.floor(v - reach)) for v in centre)
-    size = int(np.ceil(2 * reach))
+    size = int(np.ceil(2 * reach / shrink) * shrink)
     pad = max(0, -x0, -y0, x0 + size - gray.shape[1], y0 + size - gray.shape[0])
     source = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE) if pad else gray
-    region = source[y0 + pad:y0 + pad + size, x0 + pad:x0 + pad + size]
-    shrink = max(1.0, scale)
-    if shrink > 1.0:
-        small = max(1, int(round(size / shrink)))
-        region = cv2.resize(region, (small, small), interpolation=cv2.INTER_AREA)
-        shrink = size / small
+    region = halve(source[y0 + pad:y0 + pad + size, x0 + pad:x0 + pad + size], times)
     # crop pixel (u, v) -> region pixel: rotate and scale about the FER box centre, in OpenCV's
     # convention of integer pixel centres
     angle = np.radians(eye_angle(face)) if rotate else 0.0

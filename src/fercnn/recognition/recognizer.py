@@ -29,8 +29,9 @@ def make_detector(name: str = "blazeface", min_face: int | None = None,
     """A detector by name: ``blazeface`` (the default: MediaPipe's neural detector, faces of
     every size, with eye keypoints for alignment) or ``haar`` (OpenCV's cascade, the earlier
     default). ``min_face``: the smallest face searched for, in pixels (Haar: of the photo
-    scaled to at most 1024 px). ``threads``: BlazeFace's onnxruntime threads (default 2; 1 in
-    each process of a pool, which keeps the cores busy by itself)."""
+    scaled to at most 1024 px). ``threads``: how many of BlazeFace's windows run at once, on a
+    thread each (default 2; 1 in each process of a pool, which keeps the cores busy by
+    itself)."""
     if name == "haar":
         return HaarDetector() if min_face is None else HaarDetector(min_size=min_face)
     if name == "blazeface":
