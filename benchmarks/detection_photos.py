@@ -4,7 +4,7 @@
 
 Photos: ``$FERCNN_REAL_DATA/photos`` (obama_family 4 faces, group_10mpx 31, biden_7mpx 1) and
 the bundled 512x512 portrait. Time is the median of ``--runs`` calls after one warm-up, both
-detectors with 2 threads (onnxruntime intra-op threads; ``cv2.setNumThreads(2)``), measured
+detectors with 2 threads (BlazeFace: two windows at a time; ``cv2.setNumThreads(2)``), measured
 in the same run. Haar is fercnn's current path: a copy at most 1024 px on its longer side,
 gray, equalizeHist, scaleFactor 1.1, minNeighbors 5, minSize 40. wild-dev
 (``$FERCNN_REAL_DATA/wild-dev``): the share of images where no face is found. For Haar, images
