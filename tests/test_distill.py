@@ -1,5 +1,6 @@
 """Knowledge distillation: the loss pulls a student toward its teachers, an exported ONNX model
-teaches as its checkpoint does, and a distilled run trains, resumes exactly and rejects bad
+teaches as its checkpoint does, cached targets are the teachers' on each image and its mirror
+and teach as online ones do, and a distilled run trains, resumes exactly and rejects bad
 settings in one line."""
 
 from __future__ import annotations
@@ -11,7 +12,11 @@ import pytest
 import torch
 
 from fercnn.models import create_model
-from fercnn.training.distill import Teachers, distillation_loss, load_teachers
+from fercnn.training.config import TrainConfig
+from fercnn.training.distill import Teachers, cached_targets, distillation_loss, load_teachers
+from fercnn.training.distributed import Ranks
+from fercnn.training.loop import train_one_epoch
+from fercnn.training.tensors import TrainingSet
 
 from .conftest import assert_one_line_error, csv_text, make_rows, run_cli
 from .test_train import kill_after_first_checkpoint, write_config
@@ -42,6 +47,42 @@ def test_training_on_the_loss_alone_moves_the_student_to_the_teacher():
     assert not any(p.requires_grad for p in teachers.parameters())
     teachers.train()
     assert not teachers.training  # a teacher never switches to training mode
+
+
+def test_cached_targets_are_the_teachers_mean_over_each_image_and_its_mirror():
+    torch.manual_seed(0)
+    teachers = Teachers([create_model("shallow"), create_model("shallow")])
+    images = torch.randint(0, 256, (10, 1, 48, 48), dtype=torch.uint8)
+    x = images.float() / 255
+    expected = (teachers.soft_targets(x, 2.0, False)
+                + teachers.soft_targets(x.flip(3), 2.0, False)) / 2
+    cached = cached_targets(teachers, images, 2.0, bf16=False, batch=4)
+    torch.testing.assert_close(cached, expected, atol=1e-5, rtol=0)
+    mirrored = cached_targets(teachers, images.flip(3), 2.0, bf16=False)
+    torch.testing.assert_close(mirrored, cached, atol=1e-5, rtol=0)  # one target per face
+
+
+def test_epochs_on_cached_targets_move_the_student_to_its_teachers():
+    torch.manual_seed(0)
+    teachers = Teachers([create_model("shallow")])
+    images = torch.randint(0, 256, (64, 1, 48, 48), dtype=torch.uint8)
+    taught = cached_targets(teachers, images, 2.0, bf16=False)
+    data = TrainingSet(images, torch.randint(0, 7, (64,)), taught=taught)
+    config = TrainConfig(model="shallow", batch_size=16, teachers=["cached"], distill_cached=True,
+                         distill_weight=1.0, distill_temperature=2.0, hflip=True, mixup=0.2)
+    student = create_model("shallow")
+    optimizer = torch.optim.Adam(student.parameters(), lr=1e-3)
+
+    def gap() -> float:
+        student.eval()
+        with torch.no_grad():
+            return distillation_loss(student(images.float() / 255), taught, 2.0).item()
+
+    before = gap()
+    for epoch in range(6):
+        train_one_epoch(student, data, config, optimizer, None, None,
+                        torch.Generator().manual_seed(epoch), False, Ranks(), "epoch")
+    assert gap() < 0.5 * before
 
 
 def test_a_distilled_run_trains_and_resumes_exactly(tmp_path):
@@ -96,6 +137,11 @@ def test_a_run_distils_from_a_bundled_model(tmp_path):
     result = run_cli("train", "--config", config, "--data", data, "--out", tmp_path / "run")
     assert result.returncode == 0, result.stderr
     assert "distilling from 1 teacher" in result.stdout
+    cached = write_config(tmp_path, epochs=1, name="cached",
+                          extra="teachers: [default]\ndistill_cached: true\n")
+    result = run_cli("train", "--config", cached, "--data", data, "--out", tmp_path / "cached")
+    assert result.returncode == 0, result.stderr
+    assert "targets cached for 120 images" in result.stdout
 
 
 def test_distillation_mistakes_are_one_line(tmp_path):
@@ -116,3 +162,6 @@ def test_distillation_mistakes_are_one_line(tmp_path):
                           extra="teachers: ['x']\ndistill_weight: 1.5\n")
     assert_one_line_error(run_cli("train", "--config", weight, "--data", data,
                                   "--out", tmp_path / "c"), "distill_weight")
+    alone = write_config(tmp_path, epochs=1, name="alone", extra="distill_cached: true\n")
+    assert_one_line_error(run_cli("train", "--config", alone, "--data", data,
+                                  "--out", tmp_path / "e"), "distill_cached")

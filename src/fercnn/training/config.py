@@ -46,6 +46,7 @@ class TrainConfig:
     teachers: list[str] | None = None  # runs, checkpoints or ONNX models (probabilities averaged)
     distill_weight: float = 0.5  # with teachers: the teachers' share of the loss
     distill_temperature: float = 4.0  # with teachers: softening of both sides' probabilities
+    distill_cached: bool = False  # teachers run once, on clean images (distill.py)
     limit: int | None = None  # train on the first N training images (smoke runs)
     seed: int = 0
     precision: str = "auto"  # auto | bf16 | fp32
@@ -94,6 +95,8 @@ def config_from_dict(values: dict, source: str = "config") -> TrainConfig:
     if not 0 <= config.distill_weight <= 1 or config.distill_temperature <= 0:
         raise FercnnError(f"{source}: distill_weight must be in [0, 1] and "
                           "distill_temperature positive")
+    if config.distill_cached and not config.teachers:
+        raise FercnnError(f"{source}: distill_cached caches the teachers' targets: set teachers")
     if not 0 <= config.crowd_weight <= 1:
         raise FercnnError(f"{source}: crowd_weight must be in [0, 1]")
     if not 0 <= config.photo <= 1:

@@ -28,7 +28,7 @@ from .augment import augment_batch, mixup
 from .checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state, write_history
 from .config import TrainConfig, config_from_dict, save_config
 from .device import predict_logits, resolve_device, use_bf16
-from .distill import Teachers, distillation_loss, load_teachers
+from .distill import Teachers, cached_targets, distillation_loss, load_teachers
 from .distributed import Ranks, close_ranks, init_ranks
 from .optim import make_ema, make_optimizer, make_scheduler
 from .tensors import TrainingSet, load_tensors
@@ -65,6 +65,8 @@ def _train(config: TrainConfig, out: Path, resume: bool, ranks: Ranks,
     train_set, x_val, y_val = load_tensors(config, device)
     steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
     run = build(config, device, ranks, steps_per_epoch, start)
+    if config.distill_cached:
+        train_set.taught = teach_once(config, run, train_set, ranks)
     progress = Progress.restore(checkpoint, run)
     if checkpoint is not None:
         log(ranks, f"resuming {out} after epoch {progress.start_epoch}")
@@ -247,8 +249,21 @@ def describe(config: TrainConfig, run: Run, n_train: int, n_val: int) -> str:
     return (f"{config.name}: {config.model} ({count_params(run.model):,} params) on "
             f"{run.device}, {'bf16' if run.bf16 else 'fp32'}, {n_train} train / {n_val} val "
             "images" + (f", {run.ranks.world} ranks" if run.ranks.active else "")
-            + (f", distilling from {len(config.teachers)} teacher(s)" if run.teachers else "")
+            + (f", distilling from {len(config.teachers)} teacher(s)" if config.teachers else "")
+            + (" (targets cached)" if config.distill_cached else "")
             + (f", starting from {run.started_from}" if run.started_from else ""))
+
+
+def teach_once(config: TrainConfig, run: Run, train_set: TrainingSet, ranks: Ranks
+               ) -> torch.Tensor:
+    """The teachers' cached targets for every training image (``distill_cached``); the
+    teachers are then let go, so no epoch runs them."""
+    started = time.perf_counter()
+    taught = cached_targets(run.teachers, train_set.images, config.distill_temperature, run.bf16)
+    run.teachers = None
+    log(ranks, f"teachers' targets cached for {len(taught)} images (and their mirrors) in "
+        f"{time.perf_counter() - started:.0f}s")
+    return taught
 
 
 # --- one epoch ---------------------------------------------------------------------------
@@ -277,9 +292,12 @@ def train_one_epoch(model: nn.Module, data: TrainingSet, config: TrainConfig,
         x = augment_batch(data.images[index].float().div_(255), config, generator)
         y = data.labels[index]
         target = y if data.soft is None else data.soft[index]
+        taught = None if data.taught is None else data.taught[index]
         if config.mixup:
             x, weight, partner = mixup(x, config.mixup, generator)
             partner_target = ranks.shard(target[partner])
+            if taught is not None:
+                taught = weight * taught + (1 - weight) * taught[partner]
             if weight < 0.5:  # accuracy counts the label of the image that dominates the blend
                 y = y[partner]
         x, y, target = ranks.shard(x), ranks.shard(y), ranks.shard(target)
@@ -291,9 +309,12 @@ def train_one_epoch(model: nn.Module, data: TrainingSet, config: TrainConfig,
             loss = weight * loss + (1 - weight) * F.cross_entropy(
                 logits.float(), partner_target, label_smoothing=config.label_smoothing)
         if teachers is not None:
-            targets = teachers.soft_targets(x, config.distill_temperature, bf16)
+            taught = teachers.soft_targets(x, config.distill_temperature, bf16)
+        elif taught is not None:
+            taught = ranks.shard(taught)
+        if taught is not None:
             loss = (1 - config.distill_weight) * loss + config.distill_weight * \
-                distillation_loss(logits, targets, config.distill_temperature)
+                distillation_loss(logits, taught, config.distill_temperature)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

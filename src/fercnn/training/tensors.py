@@ -24,6 +24,7 @@ class TrainingSet:
     images: torch.Tensor  # (N, 1, 48, 48) uint8
     labels: torch.Tensor  # (N,) int64
     soft: torch.Tensor | None = None  # (N, 7) float training targets, when not the labels
+    taught: torch.Tensor | None = None  # (N, 7) the teachers' cached targets (distill_cached)
 
     def __len__(self) -> int:
         return len(self.labels)
