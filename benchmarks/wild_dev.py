@@ -2,10 +2,10 @@
 
 Runs what ``fercnn evaluate MODEL --images DIR`` runs, for each detector and alignment setting,
 on wild-dev (validation only: never trained on), and writes
-benchmarks/results/wild_dev.{json,md}. Extra exported models are scored on the default path,
-with and without test-time augmentation (--model). Accuracy is also given apart for wild-dev's
-two kinds of photo: gray head-and-shoulders portraits and colour crops that the face fills
-(its README), since their labels come from different people.
+benchmarks/results/wild_dev.{json,md}. Extra exported models are scored on the default path
+with each face's views (--model): one, with its mirror image (the default), ten. Accuracy is
+also given apart for wild-dev's two kinds of photo: gray head-and-shoulders portraits and
+colour crops that the face fills (its README), since their labels come from different people.
 
     FERCNN_REAL_DATA=../shared/data python benchmarks/wild_dev.py [--model runs/x.onnx]
 """
@@ -27,8 +27,8 @@ from fercnn.recognition.evaluate import labelled_images, predict_labelled
 from fercnn.recognition.recognizer import make_detector
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SETTINGS = (("blazeface", True, False), ("blazeface", False, False), ("haar", False, False),
-            ("blazeface", True, True))
+SETTINGS = (("blazeface", True, "mirror"), ("blazeface", True, "none"),
+            ("blazeface", False, "mirror"), ("haar", False, "mirror"), ("blazeface", True, "ten"))
 
 
 def is_colour(path: Path) -> bool:
@@ -47,7 +47,7 @@ def main() -> None:
     labels = np.array([label for _, label in photos])
     colour = np.array([is_colour(path) for path, _ in photos])
     runs = [("default", *setting) for setting in SETTINGS]
-    runs += [(m, "blazeface", True, tta) for m in args.model for tta in (False, True)]
+    runs += [(m, "blazeface", True, tta) for m in args.model for tta in ("none", "mirror", "ten")]
     rows = []
     for model, detector, align, tta in runs:
         recognizer = Recognizer(model, detector=make_detector(detector), align=align, tta=tta)
@@ -67,12 +67,12 @@ def main() -> None:
              f"{rows[0]['images']} labelled photos (`{folder.name}`: {int((~colour).sum())} gray "
              f"portraits, {int(colour.sum())} colour face crops), the largest face of each; a "
              f"photo with no face found counts as wrong. Host: {cpu_description()}.",
-             "", "| model | detector | aligned | TTA | accuracy | macro recall | no face | "
+             "", "| model | detector | aligned | views | accuracy | macro recall | no face | "
              "neutral recall | disgust recall | gray portraits | colour crops |",
              "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
         lines.append(f"| {r['model']} | {r['detector']} | {'yes' if r['align'] else 'no'} | "
-                     f"{'yes' if r['tta'] else 'no'} | "
+                     f"{r['tta']} | "
                      f"{r['accuracy']:.1%} | {r['macro_recall']:.3f} | {r['no_face']:.1%} | "
                      f"{r['per_class']['neutral']['recall']:.3f} | "
                      f"{r['per_class']['disgust']['recall']:.3f} | "

@@ -1,7 +1,7 @@
 """Knowledge distillation: the loss pulls a student toward its teachers, an exported ONNX model
 teaches as its checkpoint does, cached targets are the teachers' on each image and its mirror
-and teach as online ones do, and a distilled run trains, resumes exactly and rejects bad
-settings in one line."""
+and teach as online ones do, clean distillation shows the teachers each view before its
+damage, and a distilled run trains, resumes exactly and rejects bad settings in one line."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ import pytest
 import torch
 
 from fercnn.models import create_model
+from fercnn.training.augment import augment_geometry
 from fercnn.training.config import TrainConfig
 from fercnn.training.distill import Teachers, cached_targets, distillation_loss, load_teachers
 from fercnn.training.distributed import Ranks
-from fercnn.training.loop import train_one_epoch
+from fercnn.training.loop import train_one_epoch, training_views
 from fercnn.training.tensors import TrainingSet
 
 from .conftest import assert_one_line_error, csv_text, make_rows, run_cli
@@ -85,6 +86,23 @@ def test_epochs_on_cached_targets_move_the_student_to_its_teachers():
     assert gap() < 0.5 * before
 
 
+def test_clean_distillation_shows_teachers_the_view_before_its_damage():
+    """With distill_clean the student's views are unchanged, and the teachers get the same
+    flips and rotations without the photo degradations and erasing."""
+    images = torch.randint(0, 256, (16, 1, 48, 48), dtype=torch.uint8)
+    settings = {"hflip": True, "rotate": 10, "shift": 4, "photo": 1.0, "erase": 1.0,
+                "teachers": ["x"]}
+    clean = TrainConfig(**settings, distill_clean=True)
+    seen, shown = training_views(images, clean, torch.Generator().manual_seed(3))
+    plain, nothing = training_views(images, TrainConfig(**settings),
+                                    torch.Generator().manual_seed(3))
+    assert nothing is None and torch.equal(seen, plain)
+    geometry = augment_geometry(images.float() / 255, clean, torch.Generator().manual_seed(3))
+    assert torch.equal(shown, geometry)
+    assert not torch.equal(geometry.flip(3), images.float() / 255)  # moved, not only flipped
+    assert (seen - shown).abs().amax(dim=(1, 2, 3)).min() > 0.05  # every view was damaged
+
+
 def test_a_distilled_run_trains_and_resumes_exactly(tmp_path):
     data = tmp_path / "fer.csv"
     data.write_text(csv_text(make_rows({"Training": 300, "PublicTest": 70, "PrivateTest": 70})))
@@ -142,6 +160,11 @@ def test_a_run_distils_from_a_bundled_model(tmp_path):
     result = run_cli("train", "--config", cached, "--data", data, "--out", tmp_path / "cached")
     assert result.returncode == 0, result.stderr
     assert "targets cached for 120 images" in result.stdout
+    clean = write_config(tmp_path, epochs=1, name="clean",
+                         extra="teachers: [default]\ndistill_clean: true\nphoto: 0.5\n")
+    result = run_cli("train", "--config", clean, "--data", data, "--out", tmp_path / "clean")
+    assert result.returncode == 0, result.stderr
+    assert "distilling from 1 teacher(s) (before the photo degradations)" in result.stdout
 
 
 def test_distillation_mistakes_are_one_line(tmp_path):
@@ -165,3 +188,7 @@ def test_distillation_mistakes_are_one_line(tmp_path):
     alone = write_config(tmp_path, epochs=1, name="alone", extra="distill_cached: true\n")
     assert_one_line_error(run_cli("train", "--config", alone, "--data", data,
                                   "--out", tmp_path / "e"), "distill_cached")
+    both = write_config(tmp_path, epochs=1, name="both", extra=(
+        "teachers: [default]\ndistill_cached: true\ndistill_clean: true\n"))
+    assert_one_line_error(run_cli("train", "--config", both, "--data", data,
+                                  "--out", tmp_path / "f"), "distill_clean")

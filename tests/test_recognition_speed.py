@@ -17,8 +17,12 @@ def bench():
 
 def test_an_ensemble_counts_every_members_multiply_accumulates(bench):
     one = count_macs(create_model("vgg-s"))
-    assert bench.model_macs(Recognizer(DEFAULT_MODEL).metadata) == one
+    assert bench.model_macs(Recognizer(BUNDLED_MODELS["tiny"]).metadata) == \
+        count_macs(create_model("vgg-tiny"))
     assert bench.model_macs(Recognizer(BUNDLED_MODELS["accurate"]).metadata) == 3 * one
+    # the default weighs the photo fine-tune and the small student
+    assert bench.model_macs(Recognizer(DEFAULT_MODEL).metadata) == \
+        one + count_macs(create_model("vgg-tiny"))
 
 
 def test_the_ceiling_runs_both_precisions(bench):

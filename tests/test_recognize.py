@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from fercnn.errors import FercnnError
 from fercnn.recognition import Recognizer, load_image, to_gray
 from fercnn.training.checkpoint import load_checkpoint, model_from_checkpoint
 
@@ -38,7 +39,7 @@ def test_onnx_matches_torch_within_1e_4(exported):
     faces = np.random.default_rng(1).integers(0, 256, (16, 48, 48)).astype(np.uint8)
     with torch.no_grad():
         expected = torch.softmax(model(torch.from_numpy(faces[:, None]).float() / 255), 1)
-    got = Recognizer(exported["fp32"]).predict_batch(faces)
+    got = Recognizer(exported["fp32"], tta="none").predict_batch(faces)
     np.testing.assert_allclose(got, expected.numpy(), atol=1e-4)
 
 
@@ -108,7 +109,7 @@ def test_int8_residual_network_stays_integer_and_agrees_with_torch(tmp_path):
     images = faces[:, None].astype(np.float32) / 255
     with torch.no_grad():
         expected = torch.softmax(model(torch.from_numpy(images)), 1).numpy()
-    got = Recognizer(tmp_path / "int8.onnx").predict_batch(faces)
+    got = Recognizer(tmp_path / "int8.onnx", tta="none").predict_batch(faces)
     assert np.abs(got - expected).max() < 0.05
     assert (got.argmax(1) == expected.argmax(1)).mean() >= 0.9
 
@@ -162,7 +163,7 @@ def test_an_int8_graph_dequantises_back_to_its_float_network(tmp_path):
     onnx.save(proto, str(tmp_path / "float.onnx"))
     with torch.no_grad():
         expected = torch.softmax(model(torch.from_numpy(faces[:, None]).float() / 255), 1)
-    got = Recognizer(tmp_path / "float.onnx").predict_batch(faces)
+    got = Recognizer(tmp_path / "float.onnx", tta="none").predict_batch(faces)
     assert np.abs(got - expected.numpy()).max() < 0.05
 
 
@@ -432,12 +433,12 @@ def test_tta_views_are_shifts_and_mirrors():
 
 
 def test_a_tta_recognizer_averages_each_faces_ten_views(exported, tmp_path):
-    """Recognizer(tta=True) and `predict --tta` give the mean over fercnn.tta's views (the
+    """Recognizer(tta="ten") and `predict --tta` give the mean over fercnn.tta's views (the
     ones `evaluate --tta` scores), in one session call per batch."""
     from fercnn.tta import tta_views
 
     faces = np.random.default_rng(7).integers(0, 256, (3, 48, 48)).astype(np.uint8)
-    plain = Recognizer(exported["fp32"])
+    plain = Recognizer(exported["fp32"], tta="none")
     expected = np.mean([plain.predict_batch(view) for view in tta_views(faces)], axis=0)
     averaged = Recognizer(exported["fp32"], tta=True).predict_batch(faces)
     assert averaged.shape == (3, 7)
@@ -453,6 +454,39 @@ def test_a_tta_recognizer_averages_each_faces_ten_views(exported, tmp_path):
     np.testing.assert_allclose(list(probabilities.values()), expected[0], atol=1e-6)
 
 
+def test_by_default_each_face_is_read_with_its_mirror_image(exported, tmp_path):
+    """The recognition path's default averages a face and its mirror image; `--views none`
+    gives the model's own output, and a mirrored face reads the same as the face."""
+    faces = np.random.default_rng(8).integers(0, 256, (3, 48, 48)).astype(np.uint8)
+    plain = Recognizer(exported["fp32"], tta="none")
+    mirrored = faces[:, :, ::-1]
+    expected = (plain.predict_batch(faces) + plain.predict_batch(mirrored)) / 2
+    default = Recognizer(exported["fp32"])
+    assert default.tta == "mirror"
+    np.testing.assert_allclose(default.predict_batch(faces), expected, atol=1e-6)
+    np.testing.assert_allclose(default.predict_batch(mirrored), expected, atol=1e-6)
+    assert not np.allclose(expected, plain.predict_batch(faces), atol=1e-4)
+
+    face = tmp_path / "face.png"
+    cv2.imwrite(str(face), faces[0])
+    common = ("predict", face, "--no-detect", "--json", "--model", exported["fp32"])
+    one_view = plain.predict_batch(faces)[0]
+    for options, wanted in (((), expected[0]), (("--views", "none"), one_view)):
+        done = run_cli(*common, *options)
+        assert done.returncode == 0, done.stderr
+        probabilities = json.loads(done.stdout)[0]["faces"][0]["probabilities"]
+        np.testing.assert_allclose(list(probabilities.values()), wanted, atol=1e-6)
+
+
+def test_an_unknown_views_mode_is_a_one_line_error(exported, tmp_path):
+    face = tmp_path / "face.png"
+    cv2.imwrite(str(face), np.zeros((48, 48), np.uint8))
+    done = run_cli("predict", face, "--no-detect", "--views", "twenty")
+    assert_one_line_error(done, "--views", "invalid choice: 'twenty'")
+    with pytest.raises(FercnnError, match="unknown TTA mode"):
+        Recognizer(exported["fp32"], tta="twenty")
+
+
 def test_ensemble_and_tta_evaluation(exported, tmp_path):
     single = json.loads(run_cli("evaluate", exported["run"], "--data", exported["data"],
                                 "--json").stdout)
@@ -464,7 +498,8 @@ def test_ensemble_and_tta_evaluation(exported, tmp_path):
     result = json.loads(ensemble.stdout)
     assert [m["path"] for m in result["models"]] == [str(exported["run"]),
                                                      str(exported["fp32"])]
-    assert result["tta"] is True and 0 <= result["accuracy"] <= 1
+    assert result["tta"] == "ten" and 0 <= result["accuracy"] <= 1
+    assert single["tta"] == "none"  # a split's figure is the model's own, as training logs it
     assert abs(single["loss"] - onnx["loss"]) < 0.01  # the same network, torch vs ONNX
     assert (tmp_path / "metrics-PrivateTest.json").exists()
 
@@ -494,6 +529,32 @@ def test_an_ensemble_exports_as_one_model_averaging_its_members(exported, tmp_pa
     meta = Recognizer(ensemble).metadata
     assert meta["model"] == "ensemble of shallow + shallow" and len(meta["members"]) == 2
 
+    weighted = tmp_path / "weighted.onnx"
+    result = run_cli("export", exported["run"], other, "--weights", "3", "1", "--out", weighted,
+                     "--data", data)
+    assert result.returncode == 0, result.stderr
+    expected = (0.75 * Recognizer(exported["fp32"]).predict_batch(faces)
+                + 0.25 * Recognizer(single).predict_batch(faces))
+    np.testing.assert_allclose(Recognizer(weighted).predict_batch(faces), expected, atol=1e-5)
+    meta = Recognizer(weighted).metadata
+    assert meta["model"] == "ensemble of shallow (0.75) + shallow (0.25)"
+    assert [m["weight"] for m in meta["members"]] == [0.75, 0.25]
+    for bad in (("3",), ("3", "0")):
+        result = run_cli("export", exported["run"], other, "--weights", *bad, "--out", weighted)
+        assert_one_line_error(result, "--weights")
+
+    joined = tmp_path / "joined.onnx"  # the same, joined from the exported files
+    result = run_cli("export", exported["fp32"], single, "--weights", "3", "1", "--out", joined)
+    assert result.returncode == 0, result.stderr
+    np.testing.assert_allclose(Recognizer(joined).predict_batch(faces), expected, atol=1e-5)
+    assert [m["source"] for m in Recognizer(joined).metadata["members"]] == \
+        [str(exported["fp32"]), str(single)]
+    assert_one_line_error(run_cli("export", exported["run"], single, "--out", joined),
+                          "not both")
+    nested = tmp_path / "nested.onnx"  # an ensemble joined again counts its networks
+    assert run_cli("export", joined, single, "--out", nested).returncode == 0
+    assert [m["weight"] for m in Recognizer(nested).metadata["members"]] == [0.375, 0.125, 0.5]
+
 
 def test_the_bundled_tiny_model_is_selectable_by_name_and_reads_the_astronaut_happy():
     from fercnn.recognition import DEMO_PHOTO
@@ -506,15 +567,15 @@ def test_the_bundled_tiny_model_is_selectable_by_name_and_reads_the_astronaut_ha
 
 
 def test_the_tiny_model_keeps_to_its_size_and_work_limits():
-    """A quarter of a megabyte on disk and a tenth of the default's arithmetic: the model for
-    a phone or a webcam, called one face at a time."""
+    """A quarter of a megabyte on disk and a tenth of the arithmetic of ``vgg-s`` (the
+    default's main network): the model for a phone or a webcam, called one face at a time."""
     from fercnn.models import count_macs, create_model
     from fercnn.recognition import BUNDLED_MODELS
 
     tiny = Recognizer("tiny")
     assert BUNDLED_MODELS["tiny"].stat().st_size <= 256 * 1024
     assert count_macs(create_model(tiny.metadata["model"])) * 10 \
-        <= count_macs(create_model(Recognizer("default").metadata["model"]))
+        <= count_macs(create_model("vgg-s"))
     probabilities = tiny.predict_batch(np.full((3, 48, 48), 128, np.uint8))
     assert probabilities.shape == (3, 7)
     np.testing.assert_allclose(probabilities.sum(1), 1, atol=1e-5)

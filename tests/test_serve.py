@@ -99,7 +99,7 @@ def test_a_posted_photo_gets_predicts_json_per_face_plus_timing(client, capsys):
     assert body["faces"][0]["probabilities"] == pytest.approx(predicted[0]["probabilities"],
                                                               abs=1e-5)
     assert body["image"] == "photo.png" and (body["width"], body["height"]) == (512, 512)
-    assert body["model"] == "default" and body["tta"] is False
+    assert body["model"] == "default" and body["tta"] == "mirror"
     assert set(body["timing_ms"]) == {"read", "decode", "recognize", "total"}
     assert body["timing_ms"]["total"] >= body["timing_ms"]["recognize"] > 0
 
@@ -156,12 +156,22 @@ def test_a_model_the_server_does_not_offer_is_404_never_a_path(client, name):
     assert_error(post_photo(client, query=f"?model={name}"), 404, "default, accurate")
 
 
-def test_tta_averages_ten_views(client):
-    plain = post_photo(client).json()["faces"][0]["probabilities"]
-    body = post_photo(client, query="?tta=true").json()
-    assert body["tta"] is True and body["faces"][0]["emotion"] == "happy"
-    assert body["faces"][0]["probabilities"] != plain
-    assert sum(body["faces"][0]["probabilities"].values()) == pytest.approx(1, abs=1e-3)
+def test_tta_chooses_the_views_averaged(client):
+    """tta: mirror (default), none or ten; true and false, its earlier values, still work."""
+    read = {}
+    for value in ("none", "mirror", "ten", "true", "false"):
+        body = post_photo(client, query=f"?tta={value}").json()
+        assert body["faces"][0]["emotion"] == "happy"
+        assert sum(body["faces"][0]["probabilities"].values()) == pytest.approx(1, abs=1e-3)
+        read[value] = (body["tta"], body["faces"][0]["probabilities"])
+    assert read["true"] == read["ten"] and read["false"] == read["none"]
+    assert [read[v][0] for v in ("none", "mirror", "ten")] == ["none", "mirror", "ten"]
+    assert read["none"][1] != read["mirror"][1] != read["ten"][1]
+    assert post_photo(client).json()["faces"][0]["probabilities"] == read["mirror"][1]
+
+
+def test_an_unknown_tta_mode_is_a_422(client):
+    assert_error(post_photo(client, query="?tta=twenty"), 422, "unknown TTA mode")
 
 
 def test_detect_false_reads_the_whole_image_as_one_face(client):

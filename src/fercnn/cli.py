@@ -109,14 +109,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     if args.images:
         return _evaluate_images(args)
-    result = evaluate(args.models, data=args.data, split=args.split, tta=args.tta,
+    result = evaluate(args.models, data=args.data, split=args.split, tta=args.tta or "none",
                       out=args.out, ferplus=args.ferplus, ferplus_rule=args.ferplus_rule)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
     clean = result.get("clean_accuracy")
     what = ", ".join(m["path"] for m in result["models"])
-    print(f"{what}{' with TTA' if args.tta else ''} on {args.split}: "
+    print(f"{what}{_with_tta(result['tta'])} on {args.split}: "
           f"accuracy {result['accuracy']:.4f}"
           + (f", clean {clean:.4f} ({result['clean_images']} images)" if clean is not None
              else "")
@@ -131,20 +131,24 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _with_tta(mode: str) -> str:
+    return "" if mode == "none" else f" with {mode} TTA"
+
+
 def _evaluate_images(args: argparse.Namespace) -> int:
     """``evaluate MODEL --images DIR``: labelled photos through the whole recognition path."""
     from .recognition.evaluate import evaluate_images
 
     if len(args.models) != 1:
         raise FercnnError("--images scores one model at a time")
-    args.model = args.models[0]
+    args.model, args.tta = args.models[0], args.tta or "mirror"
     result = evaluate_images(_recognizer(args), args.images, detect=not args.no_detect,
                              out=args.out)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
     print(f"{args.model} on {result['images']} photos in {args.images}"
-          f"{' with TTA' if args.tta else ''}: accuracy {result['accuracy']:.4f}, "
+          f"{_with_tta(result['tta'])}: accuracy {result['accuracy']:.4f}, "
           f"macro recall {result['macro_recall']:.4f}, no face found "
           f"{result['no_face']:.1%}")
     print(f"{'class':<10}{'recall':>8}{'n':>6}")
@@ -215,17 +219,23 @@ def cmd_compare(args: argparse.Namespace) -> int:
 @command
 def cmd_export(args: argparse.Namespace) -> int:
     from .recognition import is_onnx
-    from .training.export import export_onnx, requantize_onnx
+    from .training.export import ensemble_onnx, export_onnx, requantize_onnx
 
     exported = [c for c in args.checkpoints if is_onnx(c)]
-    if exported and (len(args.checkpoints) > 1 or not args.int8):
-        raise FercnnError(f"{exported[0]} is an exported model: it can only be quantised again, "
-                          "alone (fercnn export MODEL.onnx --int8 --out NEW.onnx)")
-    if exported:
+    if exported and len(exported) < len(args.checkpoints):
+        raise FercnnError(f"{exported[0]} is an exported model: an ensemble joins exported "
+                          "models or runs, not both")
+    if len(exported) > 1:
+        metadata = ensemble_onnx(exported, args.out, int8=args.int8, data=args.data,
+                                 score=not args.no_score, weights=args.weights)
+    elif exported and (not args.int8 or args.weights):
+        raise FercnnError(f"{exported[0]} is an exported model: alone it can only be quantised "
+                          "again (fercnn export MODEL.onnx --int8 --out NEW.onnx)")
+    elif exported:
         metadata = requantize_onnx(exported[0], args.out, data=args.data)
     else:
         metadata = export_onnx(args.checkpoints, args.out, int8=args.int8, data=args.data,
-                               score=not args.no_score)
+                               score=not args.no_score, weights=args.weights)
     accuracy = metadata["private_test_accuracy"]
     print(f"wrote {args.out} ({metadata['model']}, {metadata['quantization']}"
           + (f", PrivateTest accuracy {accuracy:.4f}" if accuracy is not None else "") + ")")
@@ -280,7 +290,7 @@ def _describe(face) -> str:
 
 
 def _recognizer(args: argparse.Namespace):
-    """The Recognizer for --model, --tta, --detector, --min-face and --no-align."""
+    """The Recognizer for --model, --views (--tta), --detector, --min-face and --no-align."""
     from .recognition import Recognizer
     from .recognition.recognizer import make_detector
 
@@ -428,9 +438,15 @@ def _add_model(p: argparse.ArgumentParser) -> None:
 
 
 def _add_recognition_options(p: argparse.ArgumentParser) -> None:
+    from .tta import TTA_MODES
+
     _add_model(p)
-    p.add_argument("--tta", action="store_true", help="average ten views of each face (shifts "
-                   "and mirror images): more accurate, ten times the model's work")
+    p.add_argument("--views", dest="tta", choices=TTA_MODES, default="mirror",
+                   help="views of each face whose probabilities are averaged: 'mirror' (default: "
+                   "the face and its mirror image), 'ten' (shifts too: more accurate, ten times "
+                   "the model's work) or 'none' (the model's own output, fastest)")
+    p.add_argument("--tta", dest="tta", action="store_const", const="ten",
+                   help="the same as --views ten")
     _add_detection_options(p)
 
 
@@ -517,23 +533,33 @@ def _add_training_commands(sub) -> None:
 
     p = sub.add_parser("export", help="export a trained run (or an ensemble) to ONNX")
     p.add_argument("checkpoints", nargs="+", metavar="RUN_OR_CHECKPOINT",
-                   help="several: one model averaging their probabilities; an exported .onnx "
-                   "(or bundled name) with --int8: quantised again with the current settings")
+                   help="several: one model averaging their probabilities (runs, or exported "
+                   ".onnx models); one exported .onnx (or bundled name) with --int8: quantised "
+                   "again with the current settings")
     p.add_argument("--out", required=True, metavar="MODEL.onnx")
     p.add_argument("--int8", action="store_true", help="static int8, calibrated on Training")
     p.add_argument("--data", help="data for calibration and the PrivateTest accuracy")
     p.add_argument("--no-score", action="store_true", help="leave PrivateTest unread (a "
                    "candidate still being chosen on PublicTest and photos)")
+    p.add_argument("--weights", type=float, nargs="+", metavar="W",
+                   help="an ensemble's members weighted (one positive weight each, normalised) "
+                   "instead of averaged")
 
 
 def _add_evaluation_commands(sub) -> None:
     """evaluate, explain: how good a model is and where it looks."""
+    from .tta import TTA_MODES
+
     p = sub.add_parser("evaluate", help="metrics of trained models (or their ensemble)")
     p.add_argument("models", nargs="+", metavar="MODEL",
                    help="a run folder, a .pt checkpoint, an exported .onnx model, or a bundled "
                    "model: 'default', 'accurate' or 'tiny'; several are averaged as an ensemble")
-    p.add_argument("--tta", action="store_true",
-                   help="average ten views per face (shifts and mirror images)")
+    p.add_argument("--views", dest="tta", choices=TTA_MODES,
+                   help="views of each face whose probabilities are averaged: 'ten' (shifts and "
+                   "mirror images), 'mirror' or 'none'; default: 'none' on a split (the "
+                   "model's own accuracy), 'mirror' with --images (what predict gives)")
+    p.add_argument("--tta", dest="tta", action="store_const", const="ten",
+                   help="the same as --views ten")
     p.add_argument("--ferplus", metavar="CSV", help="score against FER+ labels "
                    "(default for runs trained on FER+)")
     p.add_argument("--ferplus-rule", choices=("plurality", "majority"),

@@ -32,7 +32,7 @@ def first_run_config(checkpoints: dict[str, dict]) -> dict:
     return next(iter(checkpoints.values()))["config"] if checkpoints else {}
 
 
-def model_probabilities(model: str, images: np.ndarray, tta: bool = False,
+def model_probabilities(model: str, images: np.ndarray, tta: bool | str = False,
                         checkpoint: dict | None = None) -> tuple[np.ndarray, dict]:
     """Probabilities of a training run through torch when its ``checkpoint`` is given, else of
     the exported ``model`` through onnxruntime."""
@@ -54,7 +54,7 @@ def _data_for(saved: dict, data: str | None) -> str:
 
 
 def evaluate(models: list[str | Path], data: str | None = None, split: str = "PrivateTest",
-             tta: bool = False, out: str | Path | None = None,
+             tta: bool | str = False, out: str | Path | None = None,
              ferplus: str | None = None, ferplus_rule: str = "plurality") -> dict:
     """Metrics of one model or the average of several on ``split``; with ``out``, the metrics
     JSON and a normalised confusion matrix are written there.
@@ -68,8 +68,9 @@ def evaluate(models: list[str | Path], data: str | None = None, split: str = "Pr
     from .data import load_dataset
     from .data.ferplus import CONTEMPT, load_ferplus
     from .labels import SPLITS
+    from .tta import tta_mode
 
-    models = [str(m) for m in models]
+    models, tta = [str(m) for m in models], tta_mode(tta)
     checkpoints = read_checkpoints(models)
     saved = first_run_config(checkpoints)
     ferplus = ferplus or saved.get("ferplus")
@@ -101,7 +102,7 @@ def evaluate(models: list[str | Path], data: str | None = None, split: str = "Pr
     if out is not None:
         title = members[0].get("name", Path(models[0]).name) if len(models) == 1 \
             else f"ensemble of {len(models)}"
-        write_report(result, out, title + (" + TTA" if tta else ""))
+        write_report(result, out, title + (f" + {tta} TTA" if tta != "none" else ""))
         if len(models) == 1:  # an ensemble has no one network to explain
             from .explain import write_mistakes
 

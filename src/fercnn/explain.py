@@ -9,6 +9,7 @@ imported only for them.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,8 +48,11 @@ def make_saliency(model: str, method: str, checkpoint: dict | None = None,
     name, an .onnx file, a run folder or a checkpoint, given loaded or read here). An ONNX
     model's session is ``recognizer``'s when that runs the same file, else loaded here."""
     if is_onnx(model):
-        if recognizer is None or recognizer.path != model_path(model) or recognizer.tta:
+        if recognizer is None or recognizer.path != model_path(model):
             recognizer = Recognizer(model)
+        if recognizer.tta != "none":  # a map explains the one view it occludes
+            recognizer = copy.copy(recognizer)
+            recognizer.tta = "none"
         return lambda faces, targets=None: occlusion_maps(recognizer.predict_batch, faces,
                                                           targets)
     from .training.checkpoint import load_checkpoint

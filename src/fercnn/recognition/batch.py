@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..errors import FercnnError
 from ..labels import EMOTIONS
+from ..tta import tta_mode
 from .bundled import model_path
 from .recognizer import FaceResult, Recognizer, image_report, make_detector
 
@@ -38,7 +39,7 @@ class RecognizerSettings:
     model: str | None = None
     detector: str = "blazeface"
     min_face: int | None = None
-    tta: bool = False
+    tta: bool | str = "mirror"
     align: bool = True
     detect: bool = True
     threads: int | None = None  # onnxruntime threads per session; None: onnxruntime's choice
@@ -109,8 +110,9 @@ def recognize_chunk(settings: RecognizerSettings, items: Sequence[Item]) -> list
 
 def recognize_paths(paths: Sequence[str | Path], model: str | Path | None = None,
                     workers: int = 1, *, detector: str = "blazeface",
-                    min_face: int | None = None, tta: bool = False, align: bool = True,
-                    detect: bool = True, outputs: Sequence[str | Path | None] | None = None,
+                    min_face: int | None = None, tta: bool | str = "mirror",
+                    align: bool = True, detect: bool = True,
+                    outputs: Sequence[str | Path | None] | None = None,
                     chunk_size: int | None = None) -> Iterator[ImageResult]:
     """An :class:`ImageResult` per path, in the order given, from ``workers`` processes (1: in
     this process, as ``Recognizer().predict`` would). ``outputs``: where to write an annotated
@@ -118,7 +120,7 @@ def recognize_paths(paths: Sequence[str | Path], model: str | Path | None = None
     if workers < 1:
         raise FercnnError(f"workers must be at least 1, not {workers}")
     settings = RecognizerSettings(None if model is None else str(model), detector, min_face,
-                                  tta, align, detect)
+                                  tta_mode(tta), align, detect)
     targets = outputs if outputs is not None else [None] * len(paths)
     if len(targets) != len(paths):
         raise ValueError(f"{len(paths)} paths but {len(targets)} outputs")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import FercnnError
+from ..tta import tta_mode
 from .batch import ImageResult, RecognizerSettings, recognize_chunk
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 def recognition_bag(paths: Sequence[str | Path], model: str | Path | None = None, *,
                     partition_size: int = 16, detector: str = "blazeface",
-                    min_face: int | None = None, tta: bool = False, align: bool = True,
+                    min_face: int | None = None, tta: bool | str = "mirror", align: bool = True,
                     detect: bool = True, threads: int | None = 1) -> dask.bag.Bag:
     """A lazy bag of :class:`~.batch.ImageResult`, one per path and in the paths' order; run it
     with ``.compute()`` on the active scheduler (a ``dask.distributed.Client``, or Dask's
@@ -37,7 +38,7 @@ def recognition_bag(paths: Sequence[str | Path], model: str | Path | None = None
     except ImportError:
         raise FercnnError('the Dask path needs Dask: pip install "fercnn[cluster]"') from None
     settings = RecognizerSettings(None if model is None else str(model), detector, min_face,
-                                  tta, align, detect, threads)
+                                  tta_mode(tta), align, detect, threads)
     items = [(str(p), None) for p in paths]
     # small partitions (a second or so of work each) keep every worker busy to the end
     bag = db.from_sequence(items, partition_size=partition_size)

@@ -16,7 +16,7 @@ from ..metrics import NO_FACE, photo_metrics
 from .recognizer import Recognizer
 
 
-def onnx_probabilities(model: str | Path, images: np.ndarray, tta: bool = False
+def onnx_probabilities(model: str | Path, images: np.ndarray, tta: bool | str = False
                        ) -> tuple[np.ndarray, dict]:
     """Probabilities of an exported model (``default``: the embedded one), and its metadata."""
     recognizer = Recognizer(model, tta=tta)

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import FercnnError
 from ..labels import EMOTIONS, IMAGE_SIZE
-from ..tta import tta_views
+from ..tta import tta_mode, views_for
 from .bundled import model_path
 from .crop import align_face, crop_face
 from .faces import Box, Face, FaceDetector
@@ -67,7 +67,7 @@ class Recognizer:
     a path, or the name of a bundled one ("default", the fast one; "accurate")."""
 
     def __init__(self, model: str | Path | None = None, detector: FaceDetector | None = None,
-                 margin: float = 0.1, threads: int | None = None, tta: bool = False,
+                 margin: float = 0.1, threads: int | None = None, tta: bool | str = "mirror",
                  align: bool = True) -> None:
         import onnxruntime as ort
 
@@ -95,9 +95,11 @@ class Recognizer:
         self.margin = margin
         self.align = align
         self.path = path
-        # ten views of each face, averaged (fercnn.tta): about 1.4 points on PrivateTest for
-        # ten times the model's work, still small beside the face detection of a photo
-        self.tta = tta
+        # views of each face whose probabilities are averaged (fercnn.tta): by default the
+        # face and its mirror image (on wild-dev photos +0.7 points of accuracy for the
+        # default model, +1.0 for tiny; benchmarks/results/wild_dev.md); "none" gives the
+        # model's own output (teachers, saliency), "ten" adds shifts
+        self.tta = tta_mode(tta)
 
     def _detector(self) -> FaceDetector:
         if self.detector is None:
@@ -105,20 +107,20 @@ class Recognizer:
         return self.detector
 
     def predict_batch(self, faces: np.ndarray) -> np.ndarray:
-        """Probabilities (N, 7) for 48x48 uint8 gray crops (N, 48, 48), in one session call;
-        with ``tta``, the mean over each face's ten views."""
+        """Probabilities (N, 7) for 48x48 uint8 gray crops (N, 48, 48), in one session call:
+        the mean over each face's views (``tta``: the face alone, with its mirror, or ten)."""
         faces = np.asarray(faces)
         if faces.ndim == 2:
             faces = faces[None]
         if faces.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
             raise FercnnError(f"faces must be {IMAGE_SIZE}x{IMAGE_SIZE}, got "
                               f"{faces.shape[1]}x{faces.shape[2]}")
-        views = tta_views(faces) if self.tta else [faces]
+        views = views_for(faces, self.tta)
         # one float copy, scaled in place: a one-face call of the tiny model is ~100 us
-        x = (np.concatenate(views) if self.tta else faces)[:, None].astype(np.float32)
+        x = (np.concatenate(views) if len(views) > 1 else faces)[:, None].astype(np.float32)
         x *= np.float32(self.scale)
         probabilities = self.session.run(None, {self.input_name: x})[0]
-        if not self.tta:
+        if len(views) == 1:
             return probabilities
         return probabilities.reshape(len(views), len(faces), -1).mean(axis=0)
 

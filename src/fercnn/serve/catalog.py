@@ -25,7 +25,7 @@ class Options:
     """What a request may choose, as in ``fercnn predict``."""
 
     model: str | None = None
-    tta: bool = False
+    tta: str = "mirror"
     detect: bool = True
     detector: str = "blazeface"
     min_face: int | None = None

@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
+from ..errors import FercnnError
+from ..tta import tta_mode
 from .catalog import ModelCatalog, Options
 from .errors import ApiError
 from .limits import Gate, read_body
@@ -51,19 +53,22 @@ _BODY = {"requestBody": {"required": True, "content": {
 async def recognize(
         request: Request, state: StateDep,
         model: Annotated[str | None, Query(max_length=200)] = None,
-        tta: bool = False, detect: bool = True,
+        tta: Annotated[str, Query(max_length=10)] = "mirror", detect: bool = True,
         detector: Literal["blazeface", "haar"] = "blazeface",
         min_face: Annotated[int | None, Query(ge=20, le=4096)] = None,
         align: bool = True) -> JSONResponse:
     """The faces of one image with their emotions: the JSON of ``fercnn predict --json`` for
-    it, with the image's width and height and the milliseconds taken."""
+    it, with the image's width and height and the milliseconds taken. ``tta``: the views of
+    each face averaged, ``none``, ``mirror`` (default) or ``ten`` (``true`` and ``false``, its
+    earlier values, mean ``ten`` and ``none``)."""
     start = perf_counter()
     limits = state.settings.limits
     if not state.gate.try_enter():
         raise ApiError(503, f"busy: {state.gate.limit} requests in progress, try again",
                        {"Retry-After": str(limits.retry_after_s)})
     try:
-        options = Options(state.catalog.resolve(model), tta, detect, detector, min_face, align)
+        options = Options(state.catalog.resolve(model), _tta_mode(tta), detect, detector,
+                          min_face, align)
         body = await read_body(request, limits)
         read = perf_counter()
         data, filename = image_bytes(body, request.headers.get("content-type"))
@@ -73,6 +78,13 @@ async def recognize(
     report["timing_ms"] = {"read": round((read - start) * 1000, 2), **report["timing_ms"],
                            "total": round((perf_counter() - start) * 1000, 2)}
     return JSONResponse(report)
+
+
+def _tta_mode(value: str) -> str:
+    try:
+        return tta_mode(value)
+    except FercnnError as e:
+        raise ApiError(422, f"query tta: {e}") from None
 
 
 def _recognize(state: ServerState, options: Options, data: bytes, name: str) -> dict:

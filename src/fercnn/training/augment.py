@@ -158,16 +158,21 @@ def photo_degrade(x: torch.Tensor, share: float, generator: torch.Generator) -> 
     return out
 
 
-def augment_batch(x: torch.Tensor, config: TrainConfig, generator: torch.Generator
-                  ) -> torch.Tensor:
-    """The config's batched augmentations, in a fixed order (flip, geometry, photo
-    degradations, erasing)."""
+def augment_geometry(x: torch.Tensor, config: TrainConfig, generator: torch.Generator
+                     ) -> torch.Tensor:
+    """The config's flip, rotation, zoom and shift: where the face is and how it is turned."""
     if config.hflip:
         x = random_hflip(x, generator)
     if config.rotate or config.scale:
         x = random_affine(x, config.rotate, config.scale, config.shift, generator)
     elif config.shift:
         x = random_shift(x, config.shift, generator)
+    return x
+
+
+def augment_appearance(x: torch.Tensor, config: TrainConfig, generator: torch.Generator
+                       ) -> torch.Tensor:
+    """The config's photo degradations and erasing: what hides or spoils the face."""
     if config.photo:
         x = photo_degrade(x, config.photo, generator)
     if config.erase:

@@ -47,6 +47,7 @@ class TrainConfig:
     distill_weight: float = 0.5  # with teachers: the teachers' share of the loss
     distill_temperature: float = 4.0  # with teachers: softening of both sides' probabilities
     distill_cached: bool = False  # teachers run once, on clean images (distill.py)
+    distill_clean: bool = False  # teachers see each view before its photo degradations
     limit: int | None = None  # train on the first N training images (smoke runs)
     seed: int = 0
     precision: str = "auto"  # auto | bf16 | fp32
@@ -97,6 +98,9 @@ def config_from_dict(values: dict, source: str = "config") -> TrainConfig:
                           "distill_temperature positive")
     if config.distill_cached and not config.teachers:
         raise FercnnError(f"{source}: distill_cached caches the teachers' targets: set teachers")
+    if config.distill_clean and (not config.teachers or config.distill_cached):
+        raise FercnnError(f"{source}: distill_clean shows online teachers the undegraded view: "
+                          "set teachers, without distill_cached")
     if not 0 <= config.crowd_weight <= 1:
         raise FercnnError(f"{source}: crowd_weight must be in [0, 1]")
     if not 0 <= config.photo <= 1:

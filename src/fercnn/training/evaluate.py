@@ -8,20 +8,20 @@ import numpy as np
 import torch
 
 from ..recognition.bundled import is_onnx
-from ..tta import tta_views
+from ..tta import views_for
 from .checkpoint import load_checkpoint, model_from_checkpoint
 from .config import config_from_dict
 from .device import predict_logits, resolve_device, use_bf16
 
 
-def checkpoint_probabilities(checkpoint: dict, images: np.ndarray, tta: bool = False
+def checkpoint_probabilities(checkpoint: dict, images: np.ndarray, tta: bool | str = False
                              ) -> tuple[np.ndarray, dict]:
     """Probabilities of a loaded training checkpoint, and what it is."""
     config = config_from_dict(checkpoint["config"])
     device = resolve_device("auto")
     model = model_from_checkpoint(checkpoint).to(device, memory_format=torch.channels_last)
     bf16 = use_bf16(config.precision, device)
-    views = tta_views(images) if tta else [images]
+    views = views_for(images, tta)
     probabilities = [torch.softmax(predict_logits(
         model, torch.from_numpy(view).unsqueeze(1).to(device), bf16=bf16), 1).cpu().numpy()
         for view in views]

@@ -25,29 +25,36 @@ METADATA_KEY = "fercnn"
 
 class WithSoftmax(nn.Module):
     """The exported graph: [0, 1] gray images in, probabilities out (averaged over the models
-    of an ensemble, as ``fercnn evaluate RUN1 RUN2`` averages them)."""
+    of an ensemble, as ``fercnn evaluate RUN1 RUN2`` averages them, or weighted: a cheap
+    member can add what it reads well without outvoting the strong one)."""
 
-    def __init__(self, models: list[nn.Module]) -> None:
+    def __init__(self, models: list[nn.Module], weights: list[float] | None = None) -> None:
         super().__init__()
         self.models = nn.ModuleList(models)
+        self.weights = None if weights is None else shares(weights, len(models))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         probabilities = [torch.softmax(model(image), dim=1) for model in self.models]
-        return probabilities[0] if len(probabilities) == 1 else \
-            torch.stack(probabilities).mean(0)
+        if len(probabilities) == 1:
+            return probabilities[0]
+        if self.weights is None:
+            return torch.stack(probabilities).mean(0)
+        return sum(w * p for w, p in zip(self.weights, probabilities, strict=True))
 
 
 def export_onnx(checkpoint_paths: str | Path | list, out: str | Path, int8: bool = False,
                 data: str | None = None, calibration_images: int = 512,
-                score: bool = True) -> dict:
-    """Write ``out`` (fp32, or int8 when asked) from one checkpoint or an ensemble of several;
-    returns the metadata written into it. ``score=False`` leaves PrivateTest unread: a
-    candidate still being chosen on PublicTest and photos is exported without its test
-    figure, which is looked at once, for the one chosen."""
+                score: bool = True, weights: list[float] | None = None) -> dict:
+    """Write ``out`` (fp32, or int8 when asked) from one checkpoint or an ensemble of several,
+    its members' probabilities averaged or, with ``weights`` (one per member, normalised),
+    weighted; returns the metadata written into it. ``score=False`` leaves PrivateTest
+    unread: a candidate still being chosen on PublicTest and photos is exported without its
+    test figure, which is looked at once, for the one chosen."""
     from .checkpoint import load_checkpoint, model_from_checkpoint
     from .config import config_from_dict
 
     paths = checkpoint_paths if isinstance(checkpoint_paths, list) else [checkpoint_paths]
+    _check_weights(weights, len(paths))
     checkpoints = [load_checkpoint(p) for p in paths]
     configs = [config_from_dict(c["config"], str(p)) for c, p in zip(checkpoints, paths,
                                                                       strict=True)]
@@ -65,15 +72,18 @@ def export_onnx(checkpoint_paths: str | Path | list, out: str | Path, int8: bool
         "quantization": "int8" if int8 else "fp32",
     }
     if len(checkpoints) > 1:
-        metadata.update(
-            model="ensemble of " + " + ".join(c["model_name"] for c in checkpoints),
-            config_digest="+".join(c.digest() for c in configs), epoch=None,
-            members=[{"model": c["model_name"], "config_digest": cfg.digest(),
-                      "epoch": c["epoch"]} for c, cfg in zip(checkpoints, configs, strict=True)])
+        members = [{"model": c["model_name"], "config_digest": cfg.digest(),
+                    "epoch": c["epoch"], "weight": round(w, 4),
+                    **({"source": c["source"]} if "source" in c else {})}
+                   for c, cfg, w in zip(checkpoints, configs, shares(weights, len(paths)),
+                                        strict=True)]
+        metadata.update(model=ensemble_name(members, weights is not None),
+                        config_digest="+".join(c.digest() for c in configs), epoch=None,
+                        members=members)
     data = data or os.environ.get("FERCNN_DATA") or config.data
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
-        _export_fp32([model_from_checkpoint(c) for c in checkpoints], fp32)
+        _export_fp32([model_from_checkpoint(c) for c in checkpoints], fp32, weights)
         _finish(fp32, out, metadata, int8, data, config.val_fraction, calibration_images, score)
     return metadata
 
@@ -98,6 +108,102 @@ def requantize_onnx(model: str | Path, out: str | Path, data: str | None = None,
         # an exported model keeps no config: calibrate on Training as the default config would
         _finish(fp32, Path(out), metadata, True, data, 0.1, calibration_images)
     return metadata
+
+
+def ensemble_onnx(models: list[str | Path], out: str | Path, int8: bool = False,
+                  data: str | None = None, score: bool = True,
+                  weights: list[float] | None = None) -> dict:
+    """Write ``out``: exported models (files or bundled names) joined into one graph that
+    averages (or, with ``weights``, weighs) their probabilities, as :func:`export_onnx` joins
+    checkpoints. What an ensemble is built from is then committed files, not run folders that
+    are lost with the machine. int8 members are dequantised first and, with ``int8``, the
+    whole graph is quantised again, calibrated as a fresh export is."""
+    import onnx
+
+    from ..recognition import BUNDLED_MODELS, Recognizer
+
+    if len(models) < 2:
+        raise FercnnError("an ensemble needs at least two models")
+    _check_weights(weights, len(models))
+    sources = [Path(BUNDLED_MODELS.get(str(m), m)) for m in models]
+    metadatas = [dict(Recognizer(s).metadata) for s in sources]  # also: a clear error
+    weighted = shares(weights, len(models))
+    members = [member for m, w, source in zip(metadatas, weighted, models, strict=True)
+               for member in _members_of(m, w, str(source))]
+    metadata = {**metadatas[0], "model": ensemble_name(members, weights is not None),
+                "config_digest": "+".join(str(m["config_digest"]) for m in members),
+                "epoch": None, "members": members, "private_test_accuracy": None,
+                "quantization": "int8" if int8 else "fp32"}
+    graph = _joined([_dequantized(onnx.load(str(s))) for s in sources], weighted)
+    data = data or os.environ.get("FERCNN_DATA")
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = Path(tmp) / "fp32.onnx"
+        onnx.save(graph, str(fp32))
+        _finish(fp32, Path(out), metadata, int8, data, 0.1, 512, score)
+    return metadata
+
+
+def shares(weights: list[float] | None, members: int) -> list[float]:
+    """Each member's share of an ensemble's probabilities: its weight normalised, or equal."""
+    return [w / sum(weights) for w in weights] if weights else [1 / members] * members
+
+
+def ensemble_name(members: list[dict], weighted: bool) -> str:
+    """``ensemble of vgg-s (0.70) + vgg-tiny (0.30)``: the members, with their shares when
+    weighted."""
+    return "ensemble of " + " + ".join(
+        m["model"] + (f" ({m['weight']:.2f})" if weighted else "") for m in members)
+
+
+def _members_of(metadata: dict, share: float, source: str) -> list[dict]:
+    """An exported model as ensemble members: itself, or the members of an ensemble, their
+    weights scaled by its share (so an ensemble's networks are counted where one is used)."""
+    inner = metadata.get("members")
+    if not inner:
+        return [{"model": metadata.get("model"), "config_digest": metadata.get("config_digest"),
+                 "weight": round(share, 4), "source": source}]
+    return [{**m, "weight": round(share * m.get("weight", 1 / len(inner)), 4),
+             "source": f"{source} ({m['source']})" if "source" in m else source}
+            for m in inner]
+
+
+def _joined(protos: list, weights: list[float]):
+    """One graph running every member on the shared input, probabilities weighted and
+    summed."""
+    from onnx import helper, numpy_helper
+
+    first = protos[0]
+    image, output = first.graph.input[0], first.graph.output[0]
+    nodes, initializers, weighted = [], [], []
+    for i, proto in enumerate(protos):
+        member_output = _prefix_names(proto.graph, f"m{i}/", image.name)
+        share = numpy_helper.from_array(np.array(weights[i], np.float32), f"m{i}/share")
+        nodes += [*proto.graph.node,
+                  helper.make_node("Mul", [member_output, share.name], [f"m{i}/weighted"])]
+        initializers += [*proto.graph.initializer, share]
+        weighted.append(f"m{i}/weighted")
+    nodes.append(helper.make_node("Sum", weighted, [output.name]))
+    graph = helper.make_graph(nodes, "ensemble", [image], [output], initializers)
+    return helper.make_model(graph, opset_imports=first.opset_import,
+                             ir_version=first.ir_version)
+
+
+def _prefix_names(graph, prefix: str, image: str) -> str:
+    """Prefix every node, tensor and initializer name of a member's graph so that members
+    cannot collide, its input renamed to the ensemble's ``image``; returns its output's new
+    name."""
+    source = graph.input[0].name
+
+    def rename(name: str) -> str:
+        return image if name == source else (prefix + name if name else name)
+
+    for node in graph.node:
+        node.input[:] = [rename(n) for n in node.input]
+        node.output[:] = [rename(n) for n in node.output]
+        node.name = rename(node.name)
+    for initializer in graph.initializer:
+        initializer.name = rename(initializer.name)
+    return rename(graph.output[0].name)
 
 
 def _finish(fp32: Path, out: Path, metadata: dict, int8: bool, data: str | None,
@@ -140,10 +246,22 @@ def _write_metadata(path: Path, metadata: dict) -> None:
     onnx.save(proto, str(path))
 
 
-def _export_fp32(models: list[nn.Module], path: Path) -> None:
+def _check_weights(weights: list[float] | None, members: int) -> None:
+    if weights is None:
+        return
+    if members < 2 or len(weights) != members:
+        raise FercnnError(f"--weights: {len(weights)} weight(s) for {members} model(s); give "
+                          "one per member of an ensemble")
+    if min(weights) <= 0:
+        raise FercnnError("--weights: every weight must be positive")
+
+
+def _export_fp32(models: list[nn.Module], path: Path,
+                 weights: list[float] | None = None) -> None:
     example = torch.rand(2, 1, IMAGE_SIZE, IMAGE_SIZE)
-    torch.onnx.export(WithSoftmax(models).eval(), (example,), str(path), input_names=["image"],
-                      output_names=["probabilities"], dynamo=True, external_data=False,
+    torch.onnx.export(WithSoftmax(models, weights).eval(), (example,), str(path),
+                      input_names=["image"], output_names=["probabilities"], dynamo=True,
+                      external_data=False,
                       dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)
 
 

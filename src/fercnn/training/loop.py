@@ -24,7 +24,7 @@ from ..errors import FercnnError
 from ..models import count_params, create_model
 from . import budget
 from .allocator import keep_freed_memory
-from .augment import augment_batch, mixup
+from .augment import augment_appearance, augment_geometry, mixup
 from .checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state, write_history
 from .config import TrainConfig, config_from_dict, save_config
 from .device import predict_logits, resolve_device, use_bf16
@@ -251,6 +251,7 @@ def describe(config: TrainConfig, run: Run, n_train: int, n_val: int) -> str:
             "images" + (f", {run.ranks.world} ranks" if run.ranks.active else "")
             + (f", distilling from {len(config.teachers)} teacher(s)" if config.teachers else "")
             + (" (targets cached)" if config.distill_cached else "")
+            + (" (before the photo degradations)" if config.distill_clean else "")
             + (f", starting from {run.started_from}" if run.started_from else ""))
 
 
@@ -267,6 +268,16 @@ def teach_once(config: TrainConfig, run: Run, train_set: TrainingSet, ranks: Ran
 
 
 # --- one epoch ---------------------------------------------------------------------------
+
+
+def training_views(images: torch.Tensor, config: TrainConfig, generator: torch.Generator
+                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A batch's augmented views in [0, 1], and with ``distill_clean`` what the teachers see
+    instead: the same views before their photo degradations and erasing, so a target says
+    what the face shows, not what survived the damage."""
+    geometry = augment_geometry(images.float().div_(255), config, generator)
+    views = augment_appearance(geometry, config, generator)
+    return views, geometry if config.distill_clean else None
 
 
 def train_one_epoch(model: nn.Module, data: TrainingSet, config: TrainConfig,
@@ -289,7 +300,7 @@ def train_one_epoch(model: nn.Module, data: TrainingSet, config: TrainConfig,
                disable=None if ranks.main else True)
     for start in range(0, n, config.batch_size):
         index = order[start:start + config.batch_size]
-        x = augment_batch(data.images[index].float().div_(255), config, generator)
+        x, shown = training_views(data.images[index], config, generator)
         y = data.labels[index]
         target = y if data.soft is None else data.soft[index]
         taught = None if data.taught is None else data.taught[index]
@@ -298,6 +309,8 @@ def train_one_epoch(model: nn.Module, data: TrainingSet, config: TrainConfig,
             partner_target = ranks.shard(target[partner])
             if taught is not None:
                 taught = weight * taught + (1 - weight) * taught[partner]
+            if shown is not None:
+                shown = weight * shown + (1 - weight) * shown[partner]
             if weight < 0.5:  # accuracy counts the label of the image that dominates the blend
                 y = y[partner]
         x, y, target = ranks.shard(x), ranks.shard(y), ranks.shard(target)
@@ -309,7 +322,8 @@ def train_one_epoch(model: nn.Module, data: TrainingSet, config: TrainConfig,
             loss = weight * loss + (1 - weight) * F.cross_entropy(
                 logits.float(), partner_target, label_smoothing=config.label_smoothing)
         if teachers is not None:
-            taught = teachers.soft_targets(x, config.distill_temperature, bf16)
+            shown = x if shown is None else ranks.shard(shown)
+            taught = teachers.soft_targets(shown, config.distill_temperature, bf16)
         elif taught is not None:
             taught = ranks.shard(taught)
         if taught is not None:

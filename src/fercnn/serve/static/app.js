@@ -32,7 +32,7 @@ function setStatus(text, isError = false) {
 function query() {
   const params = new URLSearchParams();
   if ($("model").value) params.set("model", $("model").value);
-  if ($("tta").checked) params.set("tta", "true");
+  if ($("tta").checked) params.set("tta", "ten");
   return params.toString();
 }
 
@@ -147,7 +147,7 @@ function listFaces(result) {
 function summary(result) {
   const n = result.faces.length;
   const faces = n === 0 ? "no face found" : n === 1 ? "1 face" : `${n} faces`;
-  return `${faces}; model ${result.model}${result.tta ? " with TTA" : ""}, ` +
+  return `${faces}; model ${result.model}${result.tta === "ten" ? " with ten-view TTA" : ""}, ` +
     `${Math.round(result.timing_ms.total)} ms on the server`;
 }
 
