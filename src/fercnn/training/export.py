@@ -31,7 +31,7 @@ class WithSoftmax(nn.Module):
     def __init__(self, models: list[nn.Module], weights: list[float] | None = None) -> None:
         super().__init__()
         self.models = nn.ModuleList(models)
-        self.weights = None if weights is None else shares(weights, len(models))
+        self.weights = None if weights is None else _shares(weights, len(models))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         probabilities = [torch.softmax(model(image), dim=1) for model in self.models]
@@ -75,9 +75,9 @@ def export_onnx(checkpoint_paths: str | Path | list, out: str | Path, int8: bool
         members = [{"model": c["model_name"], "config_digest": cfg.digest(),
                     "epoch": c["epoch"], "weight": round(w, 4),
                     **({"source": c["source"]} if "source" in c else {})}
-                   for c, cfg, w in zip(checkpoints, configs, shares(weights, len(paths)),
+                   for c, cfg, w in zip(checkpoints, configs, _shares(weights, len(paths)),
                                         strict=True)]
-        metadata.update(model=ensemble_name(members, weights is not None),
+        metadata.update(model=_ensemble_name(members, weights is not None),
                         config_digest="+".join(c.digest() for c in configs), epoch=None,
                         members=members)
     data = data or os.environ.get("FERCNN_DATA") or config.data
@@ -127,10 +127,11 @@ def ensemble_onnx(models: list[str | Path], out: str | Path, int8: bool = False,
     _check_weights(weights, len(models))
     sources = [Path(BUNDLED_MODELS.get(str(m), m)) for m in models]
     metadatas = [dict(Recognizer(s).metadata) for s in sources]  # also: a clear error
-    weighted = shares(weights, len(models))
+    weighted = _shares(weights, len(models))
     members = [member for m, w, source in zip(metadatas, weighted, models, strict=True)
                for member in _members_of(m, w, str(source))]
-    metadata = {**metadatas[0], "model": ensemble_name(members, weights is not None),
+    unequal = len({m["weight"] for m in members}) > 1  # weighted, or an ensemble inside
+    metadata = {**metadatas[0], "model": _ensemble_name(members, unequal),
                 "config_digest": "+".join(str(m["config_digest"]) for m in members),
                 "epoch": None, "members": members, "private_test_accuracy": None,
                 "quantization": "int8" if int8 else "fp32"}
@@ -143,16 +144,16 @@ def ensemble_onnx(models: list[str | Path], out: str | Path, int8: bool = False,
     return metadata
 
 
-def shares(weights: list[float] | None, members: int) -> list[float]:
+def _shares(weights: list[float] | None, members: int) -> list[float]:
     """Each member's share of an ensemble's probabilities: its weight normalised, or equal."""
     return [w / sum(weights) for w in weights] if weights else [1 / members] * members
 
 
-def ensemble_name(members: list[dict], weighted: bool) -> str:
+def _ensemble_name(members: list[dict], weighted: bool) -> str:
     """``ensemble of vgg-s (0.70) + vgg-tiny (0.30)``: the members, with their shares when
     weighted."""
     return "ensemble of " + " + ".join(
-        m["model"] + (f" ({m['weight']:.2f})" if weighted else "") for m in members)
+        f"{m['model']}" + (f" ({m['weight']:.2f})" if weighted else "") for m in members)
 
 
 def _members_of(metadata: dict, share: float, source: str) -> list[dict]:
