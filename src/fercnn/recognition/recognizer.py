@@ -96,7 +96,7 @@ class Recognizer:
         self.align = align
         self.path = path
         # views of each face whose probabilities are averaged (fercnn.tta): by default the
-        # face and its mirror image (on wild-dev photos +0.7 points of accuracy for the
+        # face and its mirror image (on wild-dev photos +1.3 points of accuracy for the
         # default model, +1.0 for tiny; benchmarks/results/wild_dev.md); "none" gives the
         # model's own output (teachers, saliency), "ten" adds shifts
         self.tta = tta_mode(tta)
