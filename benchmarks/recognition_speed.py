@@ -49,6 +49,7 @@ import onnxruntime as ort
 from host import cpu_description, write_results
 from onnx import TensorProto, helper
 
+from fercnn.errors import FercnnError
 from fercnn.models import count_macs, create_model
 from fercnn.recognition import (
     BUNDLED_MODELS,
@@ -59,6 +60,7 @@ from fercnn.recognition import (
     Recognizer,
     to_gray,
 )
+from fercnn.recognition.bundled import model_path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FP32_REFERENCE = RESULTS.parent.parent / "tests" / "data" / "default-fp32.onnx"
@@ -196,10 +198,10 @@ def against_fer(rows: list[dict], fer: dict) -> list[str]:
 
 def model_file(name: str) -> Path:
     """A bundled model's file or an existing path, checked before any timing starts."""
-    path = Path(BUNDLED_MODELS.get(name, name))
-    if not path.is_file():
-        raise argparse.ArgumentTypeError(f"{name}: no such model file")
-    return path
+    try:
+        return model_path(name)
+    except FercnnError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def main() -> None:

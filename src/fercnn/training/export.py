@@ -96,10 +96,11 @@ def requantize_onnx(model: str | Path, out: str | Path, data: str | None = None,
     VNNI (see :func:`_quantize_int8`); this repairs them without the training run."""
     import onnx
 
-    from ..recognition import BUNDLED_MODELS, Recognizer
+    from ..recognition import Recognizer
+    from ..recognition.bundled import model_path
 
-    source = Path(BUNDLED_MODELS.get(str(model), model))
-    metadata = dict(Recognizer(source).metadata)  # also: a clear error for a bad file
+    source = model_path(model)
+    metadata = dict(Recognizer(source).metadata)  # a file that is no model: a clear error
     metadata.update(quantization="int8", private_test_accuracy=None)
     data = data or os.environ.get("FERCNN_DATA")
     with tempfile.TemporaryDirectory() as tmp:
@@ -120,13 +121,14 @@ def ensemble_onnx(models: list[str | Path], out: str | Path, int8: bool = False,
     whole graph is quantised again, calibrated as a fresh export is."""
     import onnx
 
-    from ..recognition import BUNDLED_MODELS, Recognizer
+    from ..recognition import Recognizer
+    from ..recognition.bundled import model_path
 
     if len(models) < 2:
         raise FercnnError("an ensemble needs at least two models")
     _check_weights(weights, len(models))
-    sources = [Path(BUNDLED_MODELS.get(str(m), m)) for m in models]
-    metadatas = [dict(Recognizer(s).metadata) for s in sources]  # also: a clear error
+    sources = [model_path(m) for m in models]  # a missing file: a clear error
+    metadatas = [dict(Recognizer(s).metadata) for s in sources]
     weighted = _shares(weights, len(models))
     members = [member for m, w, source in zip(metadatas, weighted, models, strict=True)
                for member in _members_of(m, w, str(source))]
