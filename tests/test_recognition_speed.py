@@ -16,10 +16,8 @@ def bench():
 
 
 def test_an_ensemble_counts_every_members_multiply_accumulates(bench):
-    one = count_macs(create_model("vgg-s"))
-    assert bench.model_macs(Recognizer(BUNDLED_MODELS["tiny"]).metadata) == \
-        count_macs(create_model("vgg-tiny"))
-    tiny = count_macs(create_model("vgg-tiny"))
+    one, tiny = (count_macs(create_model(name)) for name in ("vgg-s", "vgg-tiny"))
+    assert bench.model_macs(Recognizer(BUNDLED_MODELS["tiny"]).metadata) == tiny
     # both weigh vgg-s networks (three in accurate, the photo fine-tune in the default) with
     # the small student
     assert bench.model_macs(Recognizer(BUNDLED_MODELS["accurate"]).metadata) == 3 * one + tiny

@@ -84,10 +84,9 @@ def _sample_homography(x: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
     """``x`` resampled through per-image 3x3 maps from output to source pixels (normalised
     coordinates, as affine_grid's), with the border replicated."""
     b, _, h, w = x.shape
-    ys = (torch.arange(h, dtype=torch.float32) * 2 + 1) / h - 1
-    xs = (torch.arange(w, dtype=torch.float32) * 2 + 1) / w - 1
-    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-    base = torch.stack([gx, gy, torch.ones_like(gx)], -1).view(1, h * w, 3)
+    # the output's pixel centres, as affine_grid gives them for the identity map
+    centres = F.affine_grid(torch.eye(2, 3)[None], [1, 1, h, w], align_corners=False)
+    base = torch.cat([centres, torch.ones(1, h, w, 1)], -1).view(1, h * w, 3)
     mapped = base @ matrix.transpose(1, 2)
     grid = (mapped[..., :2] / mapped[..., 2:]).view(b, h, w, 2)
     return F.grid_sample(x, grid.to(x.device, x.dtype), mode="bilinear", padding_mode="border",

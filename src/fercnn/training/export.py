@@ -155,7 +155,7 @@ def _ensemble_name(members: list[dict], weighted: bool) -> str:
     """``ensemble of vgg-s (0.70) + vgg-tiny (0.30)``: the members, with their shares when
     weighted."""
     return "ensemble of " + " + ".join(
-        f"{m['model']}" + (f" ({m['weight']:.2f})" if weighted else "") for m in members)
+        m["model"] + (f" ({m['weight']:.2f})" if weighted else "") for m in members)
 
 
 def _members_of(metadata: dict, share: float, source: str) -> list[dict]:
