@@ -1,8 +1,7 @@
 """Knowledge distillation: the loss pulls a student toward its teachers, an exported ONNX model
 teaches as its checkpoint does, cached targets are the teachers' on each image and its mirror
-and teach as online ones do, stored views are labelled for exactly what the student sees,
-clean distillation shows the teachers each view before its damage, and a distilled run trains,
-resumes exactly and rejects bad settings in one line."""
+and teach as online ones do, clean distillation shows the teachers each view before its
+damage, and a distilled run trains, resumes exactly and rejects bad settings in one line."""
 
 from __future__ import annotations
 
@@ -18,7 +17,6 @@ from fercnn.training.config import TrainConfig
 from fercnn.training.distill import Teachers, cached_targets, distillation_loss, load_teachers
 from fercnn.training.distributed import Ranks
 from fercnn.training.loop import train_one_epoch, training_views
-from fercnn.training.taught_views import label_views, pick_views
 from fercnn.training.tensors import TrainingSet
 
 from .conftest import assert_one_line_error, csv_text, make_rows, run_cli
@@ -88,54 +86,6 @@ def test_epochs_on_cached_targets_move_the_student_to_its_teachers():
     assert gap() < 0.5 * before
 
 
-def test_stored_views_are_labelled_for_exactly_what_the_student_sees():
-    torch.manual_seed(0)
-    teachers = Teachers([create_model("shallow")])
-    images = torch.randint(0, 256, (12, 1, 48, 48), dtype=torch.uint8)
-    config = TrainConfig(hflip=True, rotate=10, shift=4, photo=1.0, erase=0.5, teachers=["x"],
-                         distill_views=3, distill_temperature=2.0)
-    views, targets = label_views(teachers, images, config, bf16=False, batch=5)
-    assert views.shape == (3, 12, 1, 48, 48) and views.dtype == torch.uint8
-    for k in range(3):
-        expected = teachers.soft_targets(views[k].float() / 255, 2.0, False)
-        torch.testing.assert_close(targets[k], expected, atol=1e-5, rtol=0)
-    assert not torch.equal(views[0], views[1])  # each view is augmented afresh
-    again, _ = label_views(teachers, images, config, bf16=False, batch=5)
-    assert torch.equal(again, views)  # seeded: a resumed run's are the same
-    clean = TrainConfig(**{**config.__dict__, "distill_clean": True})
-    seen, clean_targets = label_views(teachers, images, clean, bf16=False, batch=5)
-    assert torch.equal(seen, views)
-    assert (clean_targets - targets).abs().max() > 1e-3  # labelled before the damage
-    x, taught = pick_views(views, targets, torch.tensor([4, 4, 7]),
-                           torch.Generator().manual_seed(0))
-    for row, image in zip(range(3), (4, 4, 7), strict=True):
-        k = next(k for k in range(3) if torch.equal(x[row], views[k, image].float() / 255))
-        assert torch.equal(taught[row], targets[k, image])
-
-
-def test_epochs_on_stored_views_move_the_student_to_its_teachers():
-    torch.manual_seed(0)
-    teachers = Teachers([create_model("shallow")])
-    images = torch.randint(0, 256, (64, 1, 48, 48), dtype=torch.uint8)
-    config = TrainConfig(model="shallow", batch_size=16, teachers=["x"], distill_views=2,
-                         distill_weight=1.0, distill_temperature=2.0, hflip=True, shift=2)
-    views, targets = label_views(teachers, images, config, bf16=False)
-    data = TrainingSet(images, torch.randint(0, 7, (64,)), views=views, view_targets=targets)
-    student = create_model("shallow")
-    optimizer = torch.optim.Adam(student.parameters(), lr=1e-3)
-
-    def gap() -> float:
-        student.eval()
-        with torch.no_grad():
-            return distillation_loss(student(views[0].float() / 255), targets[0], 2.0).item()
-
-    before = gap()
-    for epoch in range(6):
-        train_one_epoch(student, data, config, optimizer, None, None,
-                        torch.Generator().manual_seed(epoch), False, Ranks(), "epoch")
-    assert gap() < 0.5 * before
-
-
 def test_clean_distillation_shows_teachers_the_view_before_its_damage():
     """With distill_clean the student's views are unchanged, and the teachers get the same
     flips and rotations without the photo degradations and erasing."""
@@ -153,24 +103,6 @@ def test_clean_distillation_shows_teachers_the_view_before_its_damage():
     assert (seen - shown).abs().amax(dim=(1, 2, 3)).min() > 0.05  # every view was damaged
 
 
-def straight_and_resumed(config: Path, data: Path, run: Path) -> tuple[str, str]:
-    """Train ``config`` straight through and again killed after its first checkpoint and
-    resumed; both runs' output, after checking they lost the same at every epoch."""
-    common = ["--config", str(config), "--data", str(data), "--precision", "fp32"]
-    straight = run_cli("train", *common, "--out", run / "straight")
-    assert straight.returncode == 0, straight.stderr
-    kill_after_first_checkpoint(common, run / "killed")
-    again = run_cli("train", *common, "--out", run / "killed", "--resume")
-    assert again.returncode == 0, again.stderr
-
-    def losses(folder: Path) -> list[str]:
-        with open(folder / "history.csv", newline="") as f:
-            return [row["train_loss"] for row in csv.DictReader(f)]
-
-    assert losses(run / "killed") == losses(run / "straight")
-    return straight.stdout, again.stdout
-
-
 def test_a_distilled_run_trains_and_resumes_exactly(tmp_path):
     data = tmp_path / "fer.csv"
     data.write_text(csv_text(make_rows({"Training": 300, "PublicTest": 70, "PrivateTest": 70})))
@@ -180,13 +112,19 @@ def test_a_distilled_run_trains_and_resumes_exactly(tmp_path):
     assert result.returncode == 0, result.stderr
     config = write_config(tmp_path, epochs=3, name="student", extra=(
         f"teachers: ['{tmp_path / 'teacher'}']\ndistill_weight: 0.7\nhflip: true\n"))
-    straight, _ = straight_and_resumed(config, data, tmp_path / "online")
-    assert "distilling from 1 teacher" in straight
-    views = write_config(tmp_path, epochs=3, name="views", extra=(
-        f"teachers: ['{tmp_path / 'teacher'}']\ndistill_views: 2\nhflip: true\nphoto: 0.5\n"))
-    straight, resumed = straight_and_resumed(views, data, tmp_path / "views")
-    assert "labelled 2 views of each of 300 images" in straight
-    assert "2 views of each image read from" in resumed  # not labelled again
+    common = ["--config", str(config), "--data", str(data), "--precision", "fp32"]
+    result = run_cli("train", *common, "--out", tmp_path / "straight")
+    assert result.returncode == 0, result.stderr
+    assert "distilling from 1 teacher" in result.stdout
+    kill_after_first_checkpoint(common, tmp_path / "killed")
+    again = run_cli("train", *common, "--out", tmp_path / "killed", "--resume")
+    assert again.returncode == 0, again.stderr
+
+    def losses(run: Path) -> list[str]:
+        with open(run / "history.csv", newline="") as f:
+            return [row["train_loss"] for row in csv.DictReader(f)]
+
+    assert losses(tmp_path / "killed") == losses(tmp_path / "straight")
 
 
 def test_an_exported_model_teaches_as_its_checkpoint_does(tmp_path):
@@ -254,8 +192,3 @@ def test_distillation_mistakes_are_one_line(tmp_path):
         "teachers: [default]\ndistill_cached: true\ndistill_clean: true\n"))
     assert_one_line_error(run_cli("train", "--config", both, "--data", data,
                                   "--out", tmp_path / "f"), "distill_clean")
-    for n, extra in enumerate(("distill_views: 2\n", "teachers: [default]\ndistill_views: -1\n",
-                               "teachers: [default]\ndistill_cached: true\ndistill_views: 2\n")):
-        views = write_config(tmp_path, epochs=1, name=f"views{n}", extra=extra)
-        assert_one_line_error(run_cli("train", "--config", views, "--data", data,
-                                      "--out", tmp_path / f"g{n}"), "distill_views")

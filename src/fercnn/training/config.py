@@ -49,7 +49,6 @@ class TrainConfig:
     distill_temperature: float = 4.0  # with teachers: softening of both sides' probabilities
     distill_cached: bool = False  # teachers run once, on clean images (distill.py)
     distill_clean: bool = False  # teachers see each view before its photo degradations
-    distill_views: int = 0  # teachers label this many views of each image once (taught_views.py)
     limit: int | None = None  # train on the first N training images (smoke runs)
     seed: int = 0
     precision: str = "auto"  # auto | bf16 | fp32
@@ -103,10 +102,6 @@ def config_from_dict(values: dict, source: str = "config") -> TrainConfig:
     if config.distill_clean and (not config.teachers or config.distill_cached):
         raise FercnnError(f"{source}: distill_clean shows online teachers the undegraded view: "
                           "set teachers, without distill_cached")
-    if config.distill_views < 0 or (config.distill_views and (
-            not config.teachers or config.distill_cached)):
-        raise FercnnError(f"{source}: distill_views labels that many stored views of each "
-                          "image: a positive count, with teachers, without distill_cached")
     if not 0 <= config.crowd_weight <= 1:
         raise FercnnError(f"{source}: crowd_weight must be in [0, 1]")
     if not 0 <= config.photo <= 1:

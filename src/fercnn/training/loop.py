@@ -31,7 +31,6 @@ from .device import predict_logits, resolve_device, use_bf16
 from .distill import Teachers, cached_targets, distillation_loss, load_teachers
 from .distributed import Ranks, close_ranks, init_ranks
 from .optim import make_ema, make_optimizer, make_scheduler
-from .taught_views import label_views, pick_views
 from .tensors import TrainingSet, load_tensors
 
 
@@ -68,8 +67,6 @@ def _train(config: TrainConfig, out: Path, resume: bool, ranks: Ranks,
     run = build(config, device, ranks, steps_per_epoch, start)
     if config.distill_cached:
         train_set.taught = teach_once(config, run, train_set, ranks)
-    if config.distill_views:
-        train_set.views, train_set.view_targets = teach_views(config, run, train_set, out, ranks)
     progress = Progress.restore(checkpoint, run)
     if checkpoint is not None:
         log(ranks, f"resuming {out} after epoch {progress.start_epoch}")
@@ -254,8 +251,6 @@ def describe(config: TrainConfig, run: Run, n_train: int, n_val: int) -> str:
             "images" + (f", {run.ranks.world} ranks" if run.ranks.active else "")
             + (f", distilling from {len(config.teachers)} teacher(s)" if config.teachers else "")
             + (" (targets cached)" if config.distill_cached else "")
-            + (f" ({config.distill_views} views of each image labelled once)"
-               if config.distill_views else "")
             + (" (before the photo degradations)" if config.distill_clean else "")
             + (f", starting from {run.started_from}" if run.started_from else ""))
 
@@ -270,29 +265,6 @@ def teach_once(config: TrainConfig, run: Run, train_set: TrainingSet, ranks: Ran
     log(ranks, f"teachers' targets cached for {len(taught)} images (and their mirrors) in "
         f"{time.perf_counter() - started:.0f}s")
     return taught
-
-
-def teach_views(config: TrainConfig, run: Run, train_set: TrainingSet, out: Path,
-                ranks: Ranks) -> tuple[torch.Tensor, torch.Tensor]:
-    """The stored views and their targets (``distill_views``), labelled by the teachers once
-    and kept in the run folder (``views.pt``), so a resumed run does not label them again; the
-    teachers are then let go."""
-    path = out / "views.pt"
-    key = {"digest": config.digest(), "images": len(train_set)}
-    if path.exists():
-        saved = torch.load(path, map_location=train_set.images.device)
-        if saved.get("key") == key:
-            run.teachers = None
-            log(ranks, f"{len(saved['views'])} views of each image read from {path}")
-            return saved["views"], saved["targets"]
-    started = time.perf_counter()
-    views, targets = label_views(run.teachers, train_set.images, config, run.bf16)
-    run.teachers = None
-    if ranks.main:
-        save_atomic({"key": key, "views": views, "targets": targets}, path)
-    log(ranks, f"teachers labelled {config.distill_views} views of each of {len(train_set)} "
-        f"images in {time.perf_counter() - started:.0f}s")
-    return views, targets
 
 
 # --- one epoch ---------------------------------------------------------------------------
@@ -328,13 +300,10 @@ def train_one_epoch(model: nn.Module, data: TrainingSet, config: TrainConfig,
                disable=None if ranks.main else True)
     for start in range(0, n, config.batch_size):
         index = order[start:start + config.batch_size]
-        if data.views is not None:
-            (x, taught), shown = pick_views(data.views, data.view_targets, index, generator), None
-        else:
-            x, shown = training_views(data.images[index], config, generator)
-            taught = None if data.taught is None else data.taught[index]
+        x, shown = training_views(data.images[index], config, generator)
         y = data.labels[index]
         target = y if data.soft is None else data.soft[index]
+        taught = None if data.taught is None else data.taught[index]
         if config.mixup:
             x, weight, partner = mixup(x, config.mixup, generator)
             partner_target = ranks.shard(target[partner])

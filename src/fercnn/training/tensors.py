@@ -25,8 +25,6 @@ class TrainingSet:
     labels: torch.Tensor  # (N,) int64
     soft: torch.Tensor | None = None  # (N, 7) float training targets, when not the labels
     taught: torch.Tensor | None = None  # (N, 7) the teachers' cached targets (distill_cached)
-    views: torch.Tensor | None = None  # (K, N, 1, 48, 48) uint8 stored views (distill_views)
-    view_targets: torch.Tensor | None = None  # (K, N, 7) the teachers' targets for them
 
     def __len__(self) -> int:
         return len(self.labels)
