@@ -51,7 +51,7 @@ def main() -> None:
     rows = []
     for model, detector, align, tta in runs:
         recognizer = Recognizer(model, detector=make_detector(detector), align=align, tta=tta)
-        predicted = predict_labelled(recognizer, photos)
+        predicted, _ = predict_labelled(recognizer, photos)
         result = photo_metrics(predicted, labels)
         rows.append({"model": model, "detector": detector, "align": align, "tta": tta,
                      **{k: result[k] for k in ("images", "accuracy", "macro_recall", "no_face",

@@ -14,7 +14,13 @@ import torch
 from fercnn.models import create_model
 from fercnn.training.augment import augment_geometry
 from fercnn.training.config import TrainConfig
-from fercnn.training.distill import Teachers, cached_targets, distillation_loss, load_teachers
+from fercnn.training.distill import (
+    Teachers,
+    cached_targets,
+    distillation_loss,
+    load_teachers,
+    stored_targets,
+)
 from fercnn.training.distributed import Ranks
 from fercnn.training.loop import train_one_epoch, training_views
 from fercnn.training.tensors import TrainingSet
@@ -61,6 +67,31 @@ def test_cached_targets_are_the_teachers_mean_over_each_image_and_its_mirror():
     torch.testing.assert_close(cached, expected, atol=1e-5, rtol=0)
     mirrored = cached_targets(teachers, images.flip(3), 2.0, bf16=False)
     torch.testing.assert_close(mirrored, cached, atol=1e-5, rtol=0)  # one target per face
+
+
+def test_stored_targets_are_read_back_until_a_teacher_or_the_images_change(monkeypatch):
+    """A second student of the same teachers reads their targets from fercnn's cache instead
+    of running them; changed weights or images make new ones."""
+    torch.manual_seed(0)
+    teachers = Teachers([create_model("shallow")])
+    images = torch.randint(0, 256, (12, 1, 48, 48), dtype=torch.uint8)
+    first, read = stored_targets(teachers, images, 2.0, bf16=False)
+    assert not read
+    torch.testing.assert_close(first, cached_targets(teachers, images, 2.0, bf16=False))
+    calls = []
+    monkeypatch.setattr(Teachers, "soft_targets", lambda *a: calls.append(1))
+    again, read = stored_targets(teachers, images, 2.0, bf16=False)
+    assert read and not calls
+    torch.testing.assert_close(again, first, atol=0, rtol=0)
+    monkeypatch.undo()
+    with torch.no_grad():
+        next(teachers.parameters()).add_(0.5)
+    changed, read = stored_targets(teachers, images, 2.0, bf16=False)
+    assert not read and (changed - first).abs().max() > 1e-4
+    _, read = stored_targets(teachers, images.flip(3).contiguous(), 2.0, bf16=False)
+    assert not read
+    _, read = stored_targets(teachers, images, 3.0, bf16=False)
+    assert not read
 
 
 def test_epochs_on_cached_targets_move_the_student_to_its_teachers():

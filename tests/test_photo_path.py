@@ -90,6 +90,12 @@ def test_evaluate_images_scores_a_tiny_labelled_folder(labelled, tmp_path):
     assert (tmp_path / "report" / "confusion-images.png").is_file()
     saved = json.loads((tmp_path / "report" / "metrics-images.json").read_text())
     assert saved["accuracy"] == result["accuracy"]
+    with open(tmp_path / "report" / "predictions-images.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["path"], r["label"], r["predicted"], r["correct"]) for r in rows] == [
+        ("portrait.jpg", "happy", "happy", "1"), ("portrait.jpg", "sad", "happy", "0"),
+        ("blank.png", "neutral", "no face", "0")]
+    assert float(rows[0]["probability"]) > 0.5 and rows[2]["probability"] == ""
 
 
 def test_class_folders_work_like_a_labels_file(tmp_path):

@@ -1,4 +1,5 @@
-"""A content-keyed cache of parsed datasets, so the 300 MB CSV is parsed once per machine."""
+"""A content-keyed cache of arrays: parsed datasets, so the 300 MB CSV is parsed once per machine,
+and the teachers' targets of cached distillation (``training.distill.stored_targets``)."""
 
 from __future__ import annotations
 

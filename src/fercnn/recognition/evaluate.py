@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -57,27 +58,45 @@ def _from_listing(listing: Path) -> list[tuple[Path, int]]:
 
 
 def predict_labelled(recognizer: Recognizer, photos: list[tuple[Path, int]],
-                     detect: bool = True) -> np.ndarray:
-    """The class index the whole path gives each photo: its largest face's emotion, or
-    ``NO_FACE`` where no face is found."""
+                     detect: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The class index the whole path gives each photo, its largest face's emotion or
+    ``NO_FACE`` where no face is found, and that emotion's probability (NaN without a face)."""
     predicted = np.full(len(photos), NO_FACE)
+    confidence = np.full(len(photos), np.nan)
     for i, (path, _) in enumerate(photos):
         faces = recognizer.predict(path, detect=detect)
         if faces:
             largest = max(faces, key=lambda f: f.box[2] * f.box[3])
             predicted[i] = recognizer.classes.index(largest.emotion)
-    return predicted
+            confidence[i] = largest.probabilities[largest.emotion]
+    return predicted, confidence
+
+
+def write_predictions(photos: list[tuple[Path, int]], predicted: np.ndarray,
+                      confidence: np.ndarray, classes: tuple[str, ...], folder: Path,
+                      out: Path) -> None:
+    """One row per photo (its path from ``folder``, label, what the path said, its
+    probability), so the mistakes behind the figures can be looked at."""
+    with open(out, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "label", "predicted", "probability", "correct"])
+        for (path, label), said, p in zip(photos, predicted, confidence, strict=True):
+            name = "no face" if said == NO_FACE else classes[said]
+            shown = Path(os.path.relpath(path, folder)).as_posix()
+            writer.writerow([shown, EMOTIONS[label], name,
+                             "" if np.isnan(p) else f"{p:.4f}", int(said == label)])
 
 
 def evaluate_images(recognizer: Recognizer, folder: str | Path, detect: bool = True,
                     out: str | Path | None = None) -> dict:
     """Labelled photos scored through the whole recognition path (detector, alignment,
     model): the largest face found in each photo is its prediction, and a photo with none
-    counts as wrong. With ``out``, the metrics JSON and a confusion matrix PNG go there."""
+    counts as wrong. With ``out``, the metrics JSON, a confusion matrix PNG and each photo's
+    prediction (``predictions-images.csv``) go there."""
     photos = labelled_images(folder)
     if not photos:
         raise FercnnError(f"{folder}: no labelled images")
-    predicted = predict_labelled(recognizer, photos, detect)
+    predicted, confidence = predict_labelled(recognizer, photos, detect)
     labels = np.array([label for _, label in photos])
     result = {"model": recognizer.metadata.get("model", str(recognizer.path)),
               "images_folder": str(folder), "tta": recognizer.tta,
@@ -89,6 +108,8 @@ def evaluate_images(recognizer: Recognizer, folder: str | Path, detect: bool = T
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "metrics-images.json").write_text(json.dumps(result, indent=2))
+        write_predictions(photos, predicted, confidence, recognizer.classes, Path(folder),
+                          out / "predictions-images.csv")
         confusion_matrix(np.array(result["confusion"]), out / "confusion-images.png",
                          title=f"{Path(folder).name}: accuracy {result['accuracy']:.1%}, "
                          f"macro recall {result['macro_recall']:.3f}",

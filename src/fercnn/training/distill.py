@@ -14,10 +14,14 @@ is a run folder or checkpoint, or an exported ONNX model (a path, or a bundled o
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data import cache
+from ..data.cache import file_digest
 from ..errors import FercnnError
 from .checkpoint import load_checkpoint, model_from_checkpoint
 
@@ -93,3 +97,34 @@ def cached_targets(teachers: Teachers, images: torch.Tensor, temperature: float,
         out.append((teachers.soft_targets(x, temperature, bf16)
                     + teachers.soft_targets(mirror, temperature, bf16)) / 2)
     return torch.cat(out)
+
+
+def teachers_digest(teachers: Teachers) -> str:
+    """What the teachers are, for a cache key: each ONNX teacher's file bytes and each torch
+    teacher's weights, so a retrained or swapped teacher never reuses old targets."""
+    h = hashlib.sha256()
+    for model in teachers.models:
+        if isinstance(model, OnnxTeacher):
+            h.update(file_digest(model.recognizer.path).encode())
+            continue
+        for name, tensor in model.state_dict().items():
+            h.update(name.encode())
+            h.update(tensor.detach().cpu().float().numpy().tobytes())
+    return h.hexdigest()
+
+
+def stored_targets(teachers: Teachers, images: torch.Tensor, temperature: float, bf16: bool
+                   ) -> tuple[torch.Tensor, bool]:
+    """:func:`cached_targets`, kept on disk in fercnn's cache folder keyed by the teachers,
+    the images, the temperature and the precision: a resumed run, or another student of the
+    same teachers, reads them instead of running the teachers again (826 s for two vgg-s
+    teachers on an AVX2 host). True when they were read."""
+    h = hashlib.sha256(f"{teachers_digest(teachers)} {temperature!r} {bf16}".encode())
+    h.update(images.detach().cpu().contiguous().numpy().tobytes())
+    key = "targets-" + h.hexdigest()
+    stored = cache.load_arrays(key, required=("targets",))
+    if stored is not None and stored["targets"].shape[0] == len(images):
+        return torch.from_numpy(stored["targets"]).to(images.device), True
+    taught = cached_targets(teachers, images, temperature, bf16)
+    cache.save_arrays(key, {"targets": taught.cpu().numpy()})
+    return taught, False

@@ -28,7 +28,7 @@ from .augment import augment_appearance, augment_geometry, mixup
 from .checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state, write_history
 from .config import TrainConfig, config_from_dict, save_config
 from .device import predict_logits, resolve_device, use_bf16
-from .distill import Teachers, cached_targets, distillation_loss, load_teachers
+from .distill import Teachers, distillation_loss, load_teachers, stored_targets
 from .distributed import Ranks, close_ranks, init_ranks
 from .optim import make_ema, make_optimizer, make_scheduler
 from .tensors import TrainingSet, load_tensors
@@ -260,10 +260,11 @@ def teach_once(config: TrainConfig, run: Run, train_set: TrainingSet, ranks: Ran
     """The teachers' cached targets for every training image (``distill_cached``); the
     teachers are then let go, so no epoch runs them."""
     started = time.perf_counter()
-    taught = cached_targets(run.teachers, train_set.images, config.distill_temperature, run.bf16)
+    taught, read = stored_targets(run.teachers, train_set.images, config.distill_temperature,
+                                  run.bf16)
     run.teachers = None
     log(ranks, f"teachers' targets cached for {len(taught)} images (and their mirrors) in "
-        f"{time.perf_counter() - started:.0f}s")
+        f"{time.perf_counter() - started:.0f}s" + (", read from fercnn's cache" if read else ""))
     return taught
 
 
