@@ -21,7 +21,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import cache
-from ..data.cache import file_digest
 from ..errors import FercnnError
 from .checkpoint import load_checkpoint, model_from_checkpoint
 
@@ -105,7 +104,7 @@ def teachers_digest(teachers: Teachers) -> str:
     h = hashlib.sha256()
     for model in teachers.models:
         if isinstance(model, OnnxTeacher):
-            h.update(file_digest(model.recognizer.path).encode())
+            h.update(cache.file_digest(model.recognizer.path).encode())
             continue
         for name, tensor in model.state_dict().items():
             h.update(name.encode())
@@ -123,7 +122,7 @@ def stored_targets(teachers: Teachers, images: torch.Tensor, temperature: float,
     h.update(images.detach().cpu().contiguous().numpy().tobytes())
     key = "targets-" + h.hexdigest()
     stored = cache.load_arrays(key, required=("targets",))
-    if stored is not None and stored["targets"].shape[0] == len(images):
+    if stored is not None:  # the key holds the images, so the targets are theirs
         return torch.from_numpy(stored["targets"]).to(images.device), True
     taught = cached_targets(teachers, images, temperature, bf16)
     cache.save_arrays(key, {"targets": taught.cpu().numpy()})
