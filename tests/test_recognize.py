@@ -28,7 +28,8 @@ def exported(tmp_path_factory):
     run = folder / "run"
     assert run_cli("train", "--config", config, "--data", data, "--out", run).returncode == 0
     for name, extra in (("model.onnx", ()), ("model-int8.onnx", ("--int8",))):
-        result = run_cli("export", run, "--out", folder / name, "--data", data, *extra)
+        result = run_cli("export", run, "--out", folder / name, "--data", data, "--score",
+                         *extra)
         assert result.returncode == 0, result.stderr
     return {"run": run, "data": data, "fp32": folder / "model.onnx",
             "int8": folder / "model-int8.onnx", "folder": folder}
@@ -53,14 +54,20 @@ def test_metadata_travels_inside_the_file(exported):
         assert 0 <= meta["private_test_accuracy"] <= 1 and len(meta["config_digest"]) == 12
 
 
-def test_export_no_score_leaves_private_test_unread(exported, tmp_path):
-    out = tmp_path / "candidate.onnx"
-    result = run_cli("export", exported["run"], "--int8", "--no-score", "--out", out,
+def test_export_leaves_private_test_unread_unless_asked_to_score(exported, tmp_path):
+    for flags in ((), ("--no-score",)):  # the old flag still runs, and reads nothing
+        out = tmp_path / "candidate.onnx"
+        result = run_cli("export", exported["run"], "--int8", *flags, "--out", out,
+                         "--data", exported["data"])
+        assert result.returncode == 0, result.stderr
+        assert "PrivateTest" not in result.stdout
+        meta = Recognizer(out).metadata
+        assert meta["quantization"] == "int8" and meta["private_test_accuracy"] is None
+    joined = tmp_path / "joined.onnx"  # an ensemble of exported files likewise
+    result = run_cli("export", exported["fp32"], exported["int8"], "--out", joined,
                      "--data", exported["data"])
     assert result.returncode == 0, result.stderr
-    assert "PrivateTest" not in result.stdout
-    meta = Recognizer(out).metadata
-    assert meta["quantization"] == "int8" and meta["private_test_accuracy"] is None
+    assert Recognizer(joined).metadata["private_test_accuracy"] is None
 
 
 def test_int8_model_gives_probabilities(exported):

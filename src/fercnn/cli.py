@@ -227,15 +227,15 @@ def cmd_export(args: argparse.Namespace) -> int:
                           "models or runs, not both")
     if len(exported) > 1:
         metadata = ensemble_onnx(exported, args.out, int8=args.int8, data=args.data,
-                                 score=not args.no_score, weights=args.weights)
+                                 score=args.score, weights=args.weights)
     elif exported and (not args.int8 or args.weights):
         raise FercnnError(f"{exported[0]} is an exported model: alone it can only be quantised "
                           "again (fercnn export MODEL.onnx --int8 --out NEW.onnx)")
     elif exported:
-        metadata = requantize_onnx(exported[0], args.out, data=args.data)
+        metadata = requantize_onnx(exported[0], args.out, data=args.data, score=args.score)
     else:
         metadata = export_onnx(args.checkpoints, args.out, int8=args.int8, data=args.data,
-                               score=not args.no_score, weights=args.weights)
+                               score=args.score, weights=args.weights)
     accuracy = metadata["private_test_accuracy"]
     print(f"wrote {args.out} ({metadata['model']}, {metadata['quantization']}"
           + (f", PrivateTest accuracy {accuracy:.4f}" if accuracy is not None else "") + ")")
@@ -538,9 +538,12 @@ def _add_training_commands(sub) -> None:
                    "again with the current settings")
     p.add_argument("--out", required=True, metavar="MODEL.onnx")
     p.add_argument("--int8", action="store_true", help="static int8, calibrated on Training")
-    p.add_argument("--data", help="data for calibration and the PrivateTest accuracy")
-    p.add_argument("--no-score", action="store_true", help="leave PrivateTest unread (a "
-                   "candidate still being chosen on PublicTest and photos)")
+    p.add_argument("--data", help="data for int8 calibration and --score")
+    p.add_argument("--score", action="store_true", help="read PrivateTest once and record "
+                   "its accuracy in the file: for the model you report, chosen without it")
+    # PrivateTest is left unread unless --score asks (the default since 2026-12-07); the old
+    # flag that asked for that is still accepted so earlier command lines run unchanged
+    p.add_argument("--no-score", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--weights", type=float, nargs="+", metavar="W",
                    help="an ensemble's members weighted (one positive weight each, normalised) "
                    "instead of averaged")

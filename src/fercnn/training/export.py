@@ -44,12 +44,12 @@ class WithSoftmax(nn.Module):
 
 def export_onnx(checkpoint_paths: str | Path | list, out: str | Path, int8: bool = False,
                 data: str | None = None, calibration_images: int = 512,
-                score: bool = True, weights: list[float] | None = None) -> dict:
+                score: bool = False, weights: list[float] | None = None) -> dict:
     """Write ``out`` (fp32, or int8 when asked) from one checkpoint or an ensemble of several,
     its members' probabilities averaged or, with ``weights`` (one per member, normalised),
-    weighted; returns the metadata written into it. ``score=False`` leaves PrivateTest
-    unread: a candidate still being chosen on PublicTest and photos is exported without its
-    test figure, which is looked at once, for the one chosen."""
+    weighted; returns the metadata written into it. PrivateTest is read only with ``score``:
+    candidates are exported and chosen on PublicTest and photos without their test figure,
+    which is read once, for the one chosen."""
     from .checkpoint import load_checkpoint, model_from_checkpoint
     from .config import config_from_dict
 
@@ -89,7 +89,7 @@ def export_onnx(checkpoint_paths: str | Path | list, out: str | Path, int8: bool
 
 
 def requantize_onnx(model: str | Path, out: str | Path, data: str | None = None,
-                    calibration_images: int = 512) -> dict:
+                    calibration_images: int = 512, score: bool = False) -> dict:
     """Quantise an exported model again with this version's int8 settings: an fp32 export, or
     an int8 one written by an earlier fercnn (its weights are dequantised first, so its 8-bit
     values are rounded to the 7-bit grid). Earlier int8 files lose accuracy on CPUs without
@@ -107,12 +107,12 @@ def requantize_onnx(model: str | Path, out: str | Path, data: str | None = None,
         fp32 = Path(tmp) / "fp32.onnx"
         onnx.save(_dequantized(onnx.load(str(source))), str(fp32))
         # an exported model keeps no config: calibrate on Training as the default config would
-        _finish(fp32, Path(out), metadata, True, data, 0.1, calibration_images)
+        _finish(fp32, Path(out), metadata, True, data, 0.1, calibration_images, score)
     return metadata
 
 
 def ensemble_onnx(models: list[str | Path], out: str | Path, int8: bool = False,
-                  data: str | None = None, score: bool = True,
+                  data: str | None = None, score: bool = False,
                   weights: list[float] | None = None) -> dict:
     """Write ``out``: exported models (files or bundled names) joined into one graph that
     averages (or, with ``weights``, weighs) their probabilities, as :func:`export_onnx` joins
@@ -210,9 +210,9 @@ def _prefix_names(graph, prefix: str, image: str) -> str:
 
 
 def _finish(fp32: Path, out: Path, metadata: dict, int8: bool, data: str | None,
-            val_fraction: float, calibration_images: int, score: bool = True) -> None:
+            val_fraction: float, calibration_images: int, score: bool = False) -> None:
     """From an fp32 graph to ``out``: int8 when asked, the metadata inside, and the
-    PrivateTest accuracy of this very file (not of the torch model) when data is at hand."""
+    PrivateTest accuracy of this very file (not of the torch model) when asked to ``score``."""
     from ..data import load_dataset
 
     model_path = fp32.with_name("model.onnx")
