@@ -70,3 +70,15 @@ def test_the_tiny_models_strided_stem_halves_the_face_before_six_convolutions():
         + 12 * 12 * 9 * (24 * 48 + 48 * 48) + 6 * 6 * 9 * 48 * 96 + 864 * 128 + 128 * 7
     assert count_macs(model) == expected
     assert model(torch.rand(2, 1, 48, 48)).shape == (2, 7)
+
+
+def test_vgg_mini_is_vgg_tiny_widened_to_24_32_64_128():
+    mini, tiny = create_model("vgg-mini"), create_model("vgg-tiny")
+    layers = [type(m) for m in mini.features]
+    assert layers == [type(m) for m in tiny.features]
+    convs = [m for m in mini.features if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [24, 32, 32, 64, 64, 128]
+    expected = 24 * 24 * 24 * 9 + 24 * 24 * 9 * (24 * 32 + 32 * 32) \
+        + 12 * 12 * 9 * (32 * 64 + 64 * 64) + 6 * 6 * 9 * 64 * 128 + 1152 * 128 + 128 * 7
+    assert count_macs(mini) == expected
+    assert mini(torch.rand(2, 1, 48, 48)).shape == (2, 7)

@@ -82,3 +82,11 @@ def vgg_tiny() -> nn.Module:
     makes a call 1.4x faster (benchmarks/results/tiny_design-amx.md)."""
     return FerVGG(channels=(16, 24, 48, 96), convs=(1, 2, 2, 1), hidden=128, dropout=0.3,
                   strided_stem=True)
+
+
+@register("vgg-mini")
+def vgg_mini() -> nn.Module:
+    """``vgg-tiny``'s six layers at widths 24-32-64-128: 20.2M multiply-accumulates, a sixth
+    of ``vgg-s``. A photo reader's size between the two (configs/mini-cached-turn.yaml)."""
+    return FerVGG(channels=(24, 32, 64, 128), convs=(1, 2, 2, 1), hidden=128, dropout=0.3,
+                  strided_stem=True)
