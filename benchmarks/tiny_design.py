@@ -37,6 +37,8 @@ CANDIDATES = {  # name: (what it is, how to build it)
                                                   hidden=128, dropout=0.3)),
     "vgg-tiny": ("widths 16-24-48-96, 1-2-2-1 convolutions, the first with stride 2",
                  lambda: create_model("vgg-tiny")),
+    "vgg-mini": ("vgg-tiny's six layers at widths 24-32-64-128",
+                 lambda: create_model("vgg-mini")),
     "vgg-s": ("the default's network", lambda: create_model("vgg-s")),
 }
 
