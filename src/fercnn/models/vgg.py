@@ -87,6 +87,6 @@ def vgg_tiny() -> nn.Module:
 @register("vgg-mini")
 def vgg_mini() -> nn.Module:
     """``vgg-tiny``'s six layers at widths 24-32-64-128: 20.2M multiply-accumulates, a sixth
-    of ``vgg-s``. A photo reader's size between the two (configs/mini-cached-turn.yaml)."""
+    of ``vgg-s``: a photo reader between the two (configs/mini-cached.yaml, mini-turn.yaml)."""
     return FerVGG(channels=(24, 32, 64, 128), convs=(1, 2, 2, 1), hidden=128, dropout=0.3,
                   strided_stem=True)
