@@ -70,6 +70,19 @@ def test_export_leaves_private_test_unread_unless_asked_to_score(exported, tmp_p
     assert Recognizer(joined).metadata["private_test_accuracy"] is None
 
 
+def test_evaluate_scores_public_test_unless_private_test_is_named(tmp_path):
+    data = tmp_path / "fer.csv"  # the two test splits differ in size, so the count tells them
+    data.write_text(csv_text(make_rows({"Training": 20, "PublicTest": 12, "PrivateTest": 9})))
+    plain = run_cli("evaluate", "default", "--data", data, "--json")
+    assert plain.returncode == 0, plain.stderr
+    chosen = json.loads(plain.stdout)
+    assert chosen["split"] == "PublicTest" and chosen["images"] == 12
+    final = json.loads(run_cli("evaluate", "default", "--data", data, "--split", "PrivateTest",
+                               "--json").stdout)
+    assert final["split"] == "PrivateTest" and final["images"] == 9
+    assert "on PublicTest:" in run_cli("evaluate", "default", "--data", data).stdout
+
+
 def test_int8_model_gives_probabilities(exported):
     faces = np.random.default_rng(2).integers(0, 256, (5, 48, 48)).astype(np.uint8)
     probabilities = Recognizer(exported["int8"]).predict_batch(faces)
@@ -420,7 +433,8 @@ def test_bad_video_input_is_one_line(exported, tmp_path):
 
 def test_evaluate_an_exported_model_matches_its_metadata(exported):
     for key in ("fp32", "int8"):
-        result = run_cli("evaluate", exported[key], "--data", exported["data"], "--json")
+        result = run_cli("evaluate", exported[key], "--data", exported["data"], "--split",
+                         "PrivateTest", "--json")
         assert result.returncode == 0, result.stderr
         metrics = json.loads(result.stdout)
         expected = Recognizer(exported[key]).metadata["private_test_accuracy"]

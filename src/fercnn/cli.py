@@ -570,8 +570,10 @@ def _add_evaluation_commands(sub) -> None:
                    help="FER+ label of a face: its most-voted class, or the FER+ authors' test "
                    "protocol (a class with over half of the votes; ambiguous faces left out)")
     p.add_argument("--data")
-    p.add_argument("--split", default="PrivateTest",
-                   choices=("Training", "PublicTest", "PrivateTest"))
+    p.add_argument("--split", default="PublicTest",
+                   choices=("Training", "PublicTest", "PrivateTest"),
+                   help="the split to score (default PublicTest, where models and settings "
+                   "are chosen; PrivateTest is the final report, read once)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--out", metavar="DIR", help="write metrics JSON and confusion matrix here")
     p.add_argument("--images", metavar="DIR", help="score labelled photos instead, through "

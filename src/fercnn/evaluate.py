@@ -53,7 +53,7 @@ def _data_for(saved: dict, data: str | None) -> str:
     return data
 
 
-def evaluate(models: list[str | Path], data: str | None = None, split: str = "PrivateTest",
+def evaluate(models: list[str | Path], data: str | None = None, split: str = "PublicTest",
              tta: bool | str = False, out: str | Path | None = None,
              ferplus: str | None = None, ferplus_rule: str = "plurality") -> dict:
     """Metrics of one model or the average of several on ``split``; with ``out``, the metrics

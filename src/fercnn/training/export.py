@@ -228,7 +228,8 @@ def _finish(fp32: Path, out: Path, metadata: dict, int8: bool, data: str | None,
     if score and dataset is not None and dataset.split_mask("PrivateTest").any():
         from ..evaluate import evaluate
 
-        metadata["private_test_accuracy"] = round(evaluate([model_path], data)["accuracy"], 4)
+        scored = evaluate([model_path], data, split="PrivateTest")
+        metadata["private_test_accuracy"] = round(scored["accuracy"], 4)
         _write_metadata(model_path, metadata)
     out.parent.mkdir(parents=True, exist_ok=True)
     staged = out.with_name(out.name + ".tmp")  # same folder as out: the rename is atomic
