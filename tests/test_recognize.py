@@ -522,7 +522,7 @@ def test_ensemble_and_tta_evaluation(exported, tmp_path):
     assert result["tta"] == "ten" and 0 <= result["accuracy"] <= 1
     assert single["tta"] == "none"  # a split's figure is the model's own, as training logs it
     assert abs(single["loss"] - onnx["loss"]) < 0.01  # the same network, torch vs ONNX
-    assert (tmp_path / "metrics-PrivateTest.json").exists()
+    assert (tmp_path / "metrics-PublicTest.json").exists()
 
 
 def test_demo_with_the_embedded_model_needs_no_torch(tmp_path):

@@ -249,7 +249,7 @@ def test_evaluate_json_and_confusion_matrix(tmp_path, train_csv):
     assert metrics["images"] == 70 and metrics["clean_images"] == 70
     assert set(metrics["per_class"]) == {"angry", "disgust", "fear", "happy", "sad",
                                          "surprise", "neutral"}
-    assert (tmp_path / "eval" / "confusion-PrivateTest.png").exists()
+    assert (tmp_path / "eval" / "confusion-PublicTest.png").exists()
     assert_one_line_error(run_cli("evaluate", tmp_path / "nowhere"), "nowhere")
 
 
