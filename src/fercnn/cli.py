@@ -551,6 +551,7 @@ def _add_training_commands(sub) -> None:
 
 def _add_evaluation_commands(sub) -> None:
     """evaluate, explain: how good a model is and where it looks."""
+    from .labels import SPLITS
     from .tta import TTA_MODES
 
     p = sub.add_parser("evaluate", help="metrics of trained models (or their ensemble)")
@@ -570,8 +571,7 @@ def _add_evaluation_commands(sub) -> None:
                    help="FER+ label of a face: its most-voted class, or the FER+ authors' test "
                    "protocol (a class with over half of the votes; ambiguous faces left out)")
     p.add_argument("--data")
-    p.add_argument("--split", default="PublicTest",
-                   choices=("Training", "PublicTest", "PrivateTest"),
+    p.add_argument("--split", default="PublicTest", choices=SPLITS,
                    help="the split to score (default PublicTest, where models and settings "
                    "are chosen; PrivateTest is the final report, read once)")
     p.add_argument("--json", action="store_true")
