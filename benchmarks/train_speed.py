@@ -13,7 +13,8 @@ with ``keep_freed_memory`` as ``fercnn train`` does. ``--compile CONFIG...`` add
 rows for those configs. The optimizer-step section times one step of each model's optimizer as
 a for-loop, foreach and fused.
 ``--keras-python`` runs ``keras_baseline.py`` in an interpreter with TensorFlow and compares
-the notebook's own framework with fercnn on the shallow and deep models, measured in this run.
+the notebook's own framework with fercnn on the shallow and deep models, measured in this run
+(Keras's batches timed inside ``fit``: whole calls include a stall of about 2 s at their end).
 Results go to benchmarks/results/train_speed.{json,md}.
 """
 
@@ -189,7 +190,8 @@ def main() -> None:
 def keras_table(keras: dict, rows: list[dict]) -> list[str]:
     ours = {(r["model"], r["precision"]): r["images_per_s"] for r in rows if not r["compiled"]}
     lines = ["", f"Against the notebook's framework, Keras {keras['keras']} on TensorFlow "
-             f"{keras['tensorflow']} (in-memory data, batch 64, measured in this run):", "",
+             f"{keras['tensorflow']} (in-memory data, batch 64, its batches timed inside `fit`, "
+             "the median of three runs; measured in this run):", "",
              "| model | precision | fercnn images/s | Keras images/s | fercnn / Keras |",
              "| --- | --- | ---: | ---: | ---: |"]
     for k in keras["rows"]:
