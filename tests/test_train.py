@@ -196,18 +196,34 @@ def test_a_minutes_budget_fits_the_schedule_and_resumes_on_its_plan(tmp_path, tr
         assert torch.equal(value, load_checkpoint(killed / "last.pt")["model"][key]), key
 
 
+def test_the_pace_of_a_plan_is_the_median_epoch_after_the_first():
+    from fercnn.training.budget import pace
+
+    assert pace([90.0]) == 90.0  # the first epoch alone
+    assert pace([90.0, 60.0]) == 60.0
+    assert pace([90.0, 120.0, 60.0]) == 90.0  # epoch 2 slowed by another job: the mean so far
+    assert pace([90.0, 120.0, 60.0, 61.0]) == 61.0  # ... and forgotten once outvoted
+
+
 def test_the_second_epoch_replans_from_the_config_not_from_the_first_plan(
         tmp_path, train_csv, monkeypatch):
-    """A first plan of 2 epochs shrinks the warm-up to 1; the second plan (4) restores it."""
+    """A first plan of 2 epochs shrinks the warm-up to 1; the second plan (4) restores it, and
+    the plans after epochs 3 and 4 keep it."""
     from fercnn.training import budget
     from fercnn.training import loop as train
     from fercnn.training.config import load_config
 
     config = load_config(write_config(tmp_path, epochs=6, extra=(
         f"data: {train_csv}\nscheduler: cosine\nwarmup_epochs: 2\nprecision: fp32\n")))
-    plans = iter([2, 4])
-    monkeypatch.setattr(budget, "plan_epochs", lambda *args, **kwargs: next(plans))
+    plans, done = iter([2, 4, 4, 4]), []
+
+    def plan(minutes, spent, epoch_seconds, epochs, done_so_far):
+        done.append(done_so_far)
+        return next(plans)
+
+    monkeypatch.setattr(budget, "plan_epochs", lambda *args, done: plan(*args, done))
     assert train.train(config, tmp_path / "run", minutes=1.0)["epochs_run"] == 4
+    assert done == [1, 2, 3, 4]  # planned after each of the four epochs, from all so far
     saved = load_config(tmp_path / "run" / "config.yaml")
     assert (saved.epochs, saved.warmup_epochs, saved.ema_warmup) == (4, 2, False)  # no EMA
     last = load_checkpoint(tmp_path / "run" / "last.pt")

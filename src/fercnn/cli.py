@@ -493,8 +493,9 @@ def _add_training_commands(sub) -> None:
                    help="FER+ votes file (default: the config's ferplus or crowd_votes)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--minutes", type=_positive_float, metavar="M",
-                   help="a time budget: after the first two epochs, as many of the config's "
-                        "epochs as fit in M minutes (data loading counted), the learning-rate "
+                   help="a time budget: after each of the first four epochs, as many of the "
+                        "config's epochs as fit in M minutes at the median epoch's pace (data "
+                        "loading counted), the learning-rate "
                         "schedule fitted to them and an EMA warmed up (ema_warmup); the run's "
                         "config.yaml records both")
     p.add_argument("--limit", type=int, metavar="N", help="train on the first N images")

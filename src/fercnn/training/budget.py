@@ -1,5 +1,5 @@
-"""``--minutes``: a run fitted to a time budget. After the first epochs the run keeps the
-epochs that fit, and its cosine schedule is refitted to end at zero on the last of them."""
+"""``--minutes``: a run fitted to a time budget. After each of the first epochs the run keeps
+the epochs that fit, and its cosine schedule is refitted to end at zero on the last of them."""
 
 from __future__ import annotations
 
@@ -10,6 +10,18 @@ import torch
 
 from .config import TrainConfig, config_from_dict
 from .distributed import Ranks
+
+# epochs after which the plan is made again; the pace is the median epoch after the first, so
+# one slow epoch among them (another job on the CPU) no longer cuts the whole run short
+PLANNING_EPOCHS = 4
+
+
+def pace(epoch_seconds: list[float]) -> float:
+    """Seconds an epoch for the plan: the median of the epochs after the first (which is
+    slower: memory, kernels, caches), or the first while it is alone."""
+    later = sorted(epoch_seconds[1:]) or epoch_seconds
+    middle = len(later) // 2
+    return later[middle] if len(later) % 2 else (later[middle - 1] + later[middle]) / 2
 
 
 def plan_epochs(minutes: float, spent: float, epoch_seconds: float, epochs: int,
@@ -39,18 +51,19 @@ def fit_to_budget(config: TrainConfig, epochs: int, scheduler, steps_per_epoch: 
     return planned
 
 
-def replan(unplanned: TrainConfig, minutes: float, epoch: int, started: float, clock: float,
+def replan(unplanned: TrainConfig, minutes: float, epoch_seconds: list[float], clock: float,
            scheduler, steps_per_epoch: int, ranks: Ranks, device: torch.device) -> TrainConfig:
-    """The config cut to the epochs that fit, planned after the first epoch and again after
-    the second, which runs at the pace of the rest (the first is slower: memory, kernels,
-    caches). Every rank plans from the same (mean) times, so all stop at the same epoch."""
-    times = ranks.sum(torch.tensor([time.perf_counter() - started,
-                                    time.perf_counter() - clock], device=device))
+    """The config cut to the epochs that fit, planned after each of the first
+    ``PLANNING_EPOCHS`` epochs from the :func:`pace` of those so far, from the config each
+    time, not from the last plan. Every rank plans from the same (mean) times, so all stop at
+    the same epoch."""
+    times = ranks.sum(torch.tensor([pace(epoch_seconds), time.perf_counter() - clock],
+                                   device=device))
     times = times.cpu() / ranks.world
-    epochs = plan_epochs(minutes, float(times[1]), float(times[0]), unplanned.epochs,
-                         done=epoch + 1)
+    done = len(epoch_seconds)
+    epochs = plan_epochs(minutes, float(times[1]), float(times[0]), unplanned.epochs, done=done)
     if ranks.main:
-        print(f"--minutes {minutes:g}: epoch {epoch + 1} took {float(times[0]):.0f} s, so "
-              f"{epochs} of {unplanned.epochs} epochs fit; the schedule is fitted to them",
-              flush=True)
+        print(f"--minutes {minutes:g}: {done} epoch{'s' if done > 1 else ''} done, "
+              f"{float(times[0]):.0f} s an epoch, so {epochs} of {unplanned.epochs} epochs "
+              "fit; the schedule is fitted to them", flush=True)
     return fit_to_budget(unplanned, epochs, scheduler, steps_per_epoch)

@@ -39,7 +39,7 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False,
           on_epoch: Callable[[dict], None] | None = None) -> dict:
     """Train ``config`` into the run folder ``out``; returns the final metrics.
 
-    With ``minutes``, the first two epochs' times decide how many of the config's epochs fit
+    With ``minutes``, the first epochs' times decide how many of the config's epochs fit
     in that budget (counted from here, data loading included), the schedule is fitted to them
     and an EMA warms up; the run folder's config.yaml records the result, so it reproduces
     without a budget.
@@ -75,6 +75,7 @@ def _train(config: TrainConfig, out: Path, resume: bool, ranks: Ranks,
             f"epochs, and this run keeps its {config.epochs} epochs")
     log(ranks, describe(config, run, len(train_set), len(y_val)))
     unplanned = config  # a --minutes plan shortens the config from the first epochs on
+    epoch_seconds: list[float] = []
     for epoch in range(progress.start_epoch, config.epochs):
         started = time.perf_counter()
         generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
@@ -85,8 +86,9 @@ def _train(config: TrainConfig, out: Path, resume: bool, ranks: Ranks,
         val_loss, val_acc = validate(run.evaluated, x_val, y_val, run.bf16)
         if isinstance(run.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             run.scheduler.step(val_loss)
-        if minutes and progress.start_epoch == 0 and epoch < 2:
-            config = budget.replan(unplanned, minutes, epoch, started, clock, run.scheduler,
+        epoch_seconds.append(time.perf_counter() - started)
+        if minutes and progress.start_epoch == 0 and epoch < budget.PLANNING_EPOCHS:
+            config = budget.replan(unplanned, minutes, epoch_seconds, clock, run.scheduler,
                                    steps_per_epoch, ranks, device)
             progress.budget = {"minutes": minutes, "epochs": config.epochs}
             if ranks.main:
