@@ -56,6 +56,9 @@ def images_per_second(keras, np, build, seconds: float, batch: int = 64, repeats
     rng = np.random.default_rng(0)
 
     class BatchClock(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.ends = []
+
         def on_train_batch_end(self, step, logs=None):
             self.ends.append(time.perf_counter())
 
@@ -63,7 +66,6 @@ def images_per_second(keras, np, build, seconds: float, batch: int = 64, repeats
         x = rng.random((n, 48, 48, 1), dtype=np.float32)
         y = rng.integers(0, 7, n)
         clock = BatchClock()
-        clock.ends = []
         model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=False,
                   callbacks=[clock])
         return (len(clock.ends) - 1) * batch / (clock.ends[-1] - clock.ends[0])

@@ -215,15 +215,15 @@ def test_the_second_epoch_replans_from_the_config_not_from_the_first_plan(
 
     config = load_config(write_config(tmp_path, epochs=6, extra=(
         f"data: {train_csv}\nscheduler: cosine\nwarmup_epochs: 2\nprecision: fp32\n")))
-    plans, done = iter([2, 4, 4, 4]), []
+    plans, planned_after = iter([2, 4, 4, 4]), []
 
-    def plan(minutes, spent, epoch_seconds, epochs, done_so_far):
-        done.append(done_so_far)
+    def plan(minutes, spent, epoch_seconds, epochs, done):
+        planned_after.append(done)
         return next(plans)
 
-    monkeypatch.setattr(budget, "plan_epochs", lambda *args, done: plan(*args, done))
+    monkeypatch.setattr(budget, "plan_epochs", plan)
     assert train.train(config, tmp_path / "run", minutes=1.0)["epochs_run"] == 4
-    assert done == [1, 2, 3, 4]  # planned after each of the four epochs, from all so far
+    assert planned_after == [1, 2, 3, 4]  # after each of the four epochs, from all so far
     saved = load_config(tmp_path / "run" / "config.yaml")
     assert (saved.epochs, saved.warmup_epochs, saved.ema_warmup) == (4, 2, False)  # no EMA
     last = load_checkpoint(tmp_path / "run" / "last.pt")

@@ -3,6 +3,7 @@ the epochs that fit, and its cosine schedule is refitted to end at zero on the l
 
 from __future__ import annotations
 
+import statistics
 import time
 from dataclasses import asdict
 
@@ -19,9 +20,7 @@ PLANNING_EPOCHS = 4
 def pace(epoch_seconds: list[float]) -> float:
     """Seconds an epoch for the plan: the median of the epochs after the first (which is
     slower: memory, kernels, caches), or the first while it is alone."""
-    later = sorted(epoch_seconds[1:]) or epoch_seconds
-    middle = len(later) // 2
-    return later[middle] if len(later) % 2 else (later[middle - 1] + later[middle]) / 2
+    return statistics.median(epoch_seconds[1:] or epoch_seconds)
 
 
 def plan_epochs(minutes: float, spent: float, epoch_seconds: float, epochs: int,
