@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ..labels import IMAGE_SIZE
-from . import resnet, seed, vgg  # noqa: F401  (importing them registers the models)
+from . import faceapi, resnet, seed, vgg  # noqa: F401  (importing them registers the models)
 from ._registry import create_model, model_names, register
 
 __all__ = ["count_macs", "count_params", "create_model", "model_names", "register"]

@@ -1,0 +1,122 @@
+"""face-api.js's expression network weights into a fercnn ``init:`` checkpoint.
+
+The weights are the npm package @vladmandic/face-api 1.7.15 (MIT; the maintained fork of
+face-api.js, whose `model/face_expression_model` files are the original's): fetch it once
+with network access, then convert offline:
+
+    npm pack @vladmandic/face-api@1.7.15          # writes vladmandic-face-api-1.7.15.tgz
+    python scripts/convert_faceapi.py vladmandic-face-api-1.7.15.tgz runs/faceapi-init/best.pt
+
+The manifest stores most tensors as uint8 with a scale and a minimum; they are dequantised
+as tfjs does (q * scale + min). face-api.js's classes are reordered to fercnn's. The script
+prints the network's accuracy on FER-2013 PublicTest with ``--data``, a check that the port
+computes what it should (the original reads about 58% of these 48x48 faces).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fercnn.models import create_model
+from fercnn.training.checkpoint import save_atomic
+
+MODEL = "faceapi-dense"
+PREFIX = "package/model/face_expression_model"
+FACEAPI_CLASSES = ("neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised")
+# fercnn's order: angry, disgust, fear, happy, sad, surprise, neutral
+TO_FERCNN = [FACEAPI_CLASSES.index(name) for name in
+             ("angry", "disgusted", "fearful", "happy", "sad", "surprised", "neutral")]
+
+
+def read_package(tgz: Path) -> tuple[list[dict], bytes]:
+    """The weights manifest and the concatenated weight file of the expression model."""
+    with tarfile.open(tgz) as tar:
+        manifest = json.load(tar.extractfile(f"{PREFIX}-weights_manifest.json"))
+        data = b"".join(tar.extractfile(f"package/model/{name}").read()
+                        for group in manifest for name in group["paths"])
+    return manifest, data
+
+
+def dequantise(manifest: list[dict], data: bytes) -> dict[str, np.ndarray]:
+    """Every named tensor as float32, in the manifest's order and shapes (TensorFlow's HWIO)."""
+    tensors, offset = {}, 0
+    for entry in (w for group in manifest for w in group["weights"]):
+        count = int(np.prod(entry["shape"]))
+        quant = entry.get("quantization")
+        if quant:
+            raw = np.frombuffer(data, np.uint8, count, offset).astype(np.float32)
+            values, offset = raw * quant["scale"] + quant["min"], offset + count
+        else:
+            values = np.frombuffer(data, np.float32, count, offset)
+            offset += 4 * count
+        tensors[entry["name"]] = values.reshape(entry["shape"]).astype(np.float32)
+    if offset != len(data):
+        raise SystemExit(f"{len(data) - offset} bytes of weights left over: not this model")
+    return tensors
+
+
+def state_dict(tensors: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    """TensorFlow's names and layouts as ``FaceApiExpressionNet``'s parameters."""
+    def t(name: str, *perm: int) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(tensors[name].transpose(perm)))
+
+    out = {}
+    for b in range(4):
+        tf = f"dense{b}"
+        if b == 0:  # a full convolution; the other blocks start with a separable one
+            out["blocks.0.conv0.1.weight"] = t(f"{tf}/conv0/filters", 3, 2, 0, 1)
+            out["blocks.0.conv0.1.bias"] = t(f"{tf}/conv0/bias", 0)
+        else:
+            out[f"blocks.{b}.conv0.1.weight"] = t(f"{tf}/conv0/depthwise_filter", 2, 3, 0, 1)
+            out[f"blocks.{b}.conv0.2.weight"] = t(f"{tf}/conv0/pointwise_filter", 3, 2, 0, 1)
+            out[f"blocks.{b}.conv0.2.bias"] = t(f"{tf}/conv0/bias", 0)
+        for k in range(3):
+            ours, theirs = f"blocks.{b}.convs.{k}", f"{tf}/conv{k + 1}"
+            out[f"{ours}.1.weight"] = t(f"{theirs}/depthwise_filter", 2, 3, 0, 1)
+            out[f"{ours}.2.weight"] = t(f"{theirs}/pointwise_filter", 3, 2, 0, 1)
+            out[f"{ours}.2.bias"] = t(f"{theirs}/bias", 0)
+    out["fc.weight"] = t("fc/weights", 1, 0)[TO_FERCNN]
+    out["fc.bias"] = t("fc/bias", 0)[TO_FERCNN]
+    return out
+
+
+def public_accuracy(model: torch.nn.Module, data: str) -> float:
+    from fercnn import load_dataset
+
+    public = load_dataset(data).split("PublicTest")
+    with torch.no_grad():
+        logits = torch.cat([model(torch.from_numpy(public.images[i:i + 256]).unsqueeze(1)
+                                  .float() / 255) for i in range(0, len(public.images), 256)])
+    return float((logits.argmax(1).numpy() == public.labels).mean())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("package", type=Path, help="the npm pack tarball of @vladmandic/face-api")
+    parser.add_argument("out", type=Path, help="the checkpoint to write (an init: for training)")
+    parser.add_argument("--data", help="FER-2013 CSV: print PublicTest accuracy as a check")
+    args = parser.parse_args()
+    manifest, data = read_package(args.package)
+    model = create_model(MODEL)
+    model.load_state_dict(state_dict(dequantise(manifest, data)))
+    model.eval()
+    if args.data:
+        accuracy = public_accuracy(model, args.data)
+        print(f"PublicTest accuracy of the converted network: {accuracy:.2%}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    save_atomic({"model_name": MODEL, "model": model.state_dict(), "epoch": 0,
+                 "config": {"model": MODEL}, "source": f"{args.package.name} "
+                 f"(face_expression_model.bin sha256 {hashlib.sha256(data).hexdigest()})"},
+                args.out)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
