@@ -9,8 +9,9 @@ with network access, then convert offline:
 
 The manifest stores most tensors as uint8 with a scale and a minimum; they are dequantised
 as tfjs does (q * scale + min). face-api.js's classes are reordered to fercnn's. The script
-prints the network's accuracy on FER-2013 PublicTest with ``--data``, a check that the port
-computes what it should (the original reads about 58% of these 48x48 faces).
+prints the network's accuracy on FER-2013 PublicTest with ``--data`` (the original reads about
+58% of these 48x48 faces); scripts/check_faceapi_port.py compares the port with face-api.js's
+own code under node.
 """
 
 from __future__ import annotations

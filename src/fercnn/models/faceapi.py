@@ -1,12 +1,14 @@
 """face-api.js's expression network (MIT), rebuilt in torch so it can be fine-tuned on FER-2013.
 
-Its weights were trained on faces from web photos, not FER-2013 alone. So it starts from a
+Its weights were trained by face-api.js's author on "a variety of images from publicly
+available datasets as well as images scraped from the web" (its README), so it starts from a
 representation of the photos people take, which no network trained here on 48x48 FER-2013
 faces has. ``scripts/convert_faceapi.py`` turns the npm package's weights into an ``init:``
 checkpoint. The layers are face-api.js's ``FaceFeatureExtractor``: four dense blocks of
 depthwise-separable convolutions, each block's outputs summed into the next convolution's
 input, global average pooling and one linear layer. TensorFlow's 'same' padding of a
-stride-2 convolution pads only the bottom and right, and is kept. The 48x48 gray face is
+stride-2 convolution pads only the bottom and right (for the even sizes it meets here), and
+is kept. The 48x48 gray face is
 resized to the network's 112x112 colour input inside the model, so it takes what every
 fercnn model takes.
 """
