@@ -30,8 +30,14 @@ SCRIPT = Path(__file__).with_name("faceapi_reference.js")
 
 def faces_112(paths: list[Path]) -> np.ndarray:
     """(N, 112, 112, 3) float32 RGB in 0..255, each photo resized whole."""
-    return np.stack([cv2.resize(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB), (112, 112),
-                                interpolation=cv2.INTER_AREA) for p in paths]).astype(np.float32)
+    faces = []
+    for path in paths:
+        image = cv2.imread(str(path))
+        if image is None:
+            raise SystemExit(f"{path}: not a readable image")
+        faces.append(cv2.resize(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), (112, 112),
+                                interpolation=cv2.INTER_AREA))
+    return np.stack(faces).astype(np.float32)
 
 
 @torch.no_grad()
@@ -47,8 +53,12 @@ def reference_probabilities(node_dir: Path, faces: np.ndarray) -> np.ndarray:
     with tempfile.TemporaryDirectory() as tmp:
         inputs, out = Path(tmp) / "faces.bin", Path(tmp) / "probs.json"
         inputs.write_bytes(faces.astype("<f4").tobytes())
-        subprocess.run(["node", str(SCRIPT), str(node_dir), str(inputs), str(len(faces)),
-                        str(out)], check=True)
+        try:
+            subprocess.run(["node", str(SCRIPT), str(node_dir), str(inputs), str(len(faces)),
+                            str(out)], check=True)
+        except (OSError, subprocess.CalledProcessError) as e:
+            raise SystemExit(f"the reference did not run under node ({e}); are the npm "
+                             f"packages installed in {node_dir}?") from None
         return np.array(json.loads(out.read_text()), np.float32)[:, TO_FERCNN]
 
 

@@ -1,8 +1,8 @@
 """face-api.js's expression network weights into a fercnn ``init:`` checkpoint.
 
-The weights are the npm package @vladmandic/face-api 1.7.15 (MIT; the maintained fork of
-face-api.js, whose `model/face_expression_model` files are the original's): fetch it once
-with network access, then convert offline:
+The weights are `model/face_expression_model*` in the npm package @vladmandic/face-api 1.7.15
+(MIT; the maintained fork of face-api.js): fetch it once with network access, then convert
+offline:
 
     npm pack @vladmandic/face-api@1.7.15          # writes vladmandic-face-api-1.7.15.tgz
     python scripts/convert_faceapi.py vladmandic-face-api-1.7.15.tgz runs/faceapi-init/best.pt
@@ -104,9 +104,13 @@ def main() -> None:
     parser.add_argument("out", type=Path, help="the checkpoint to write (an init: for training)")
     parser.add_argument("--data", help="FER-2013 CSV: print PublicTest accuracy as a check")
     args = parser.parse_args()
-    manifest, data = read_package(args.package)
     model = create_model(MODEL)
-    model.load_state_dict(state_dict(dequantise(manifest, data)))
+    try:
+        manifest, data = read_package(args.package)
+        model.load_state_dict(state_dict(dequantise(manifest, data)))
+    except (OSError, KeyError, tarfile.TarError, json.JSONDecodeError) as e:
+        raise SystemExit(f"{args.package}: not the @vladmandic/face-api 1.7.15 package "
+                         f"({type(e).__name__}: {e})") from None
     model.eval()
     if args.data:
         accuracy = public_accuracy(model, args.data)

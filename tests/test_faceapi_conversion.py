@@ -121,3 +121,17 @@ def test_weights_left_over_mean_a_different_model(package, tmp_path):
     manifest, data = convert_faceapi.read_package(path)
     with pytest.raises(SystemExit, match="left over"):
         convert_faceapi.dequantise(manifest, data + b"\0" * 8)
+
+
+def test_a_file_that_is_not_the_package_is_refused_in_one_line(tmp_path, monkeypatch):
+    wrong = tmp_path / "other.tgz"
+    with tarfile.open(wrong, "w:gz") as tar:
+        info = tarfile.TarInfo("package/README.md")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"hi"))
+    for path in (wrong, tmp_path / "missing.tgz"):
+        monkeypatch.setattr(sys, "argv", ["convert_faceapi.py", str(path), str(tmp_path / "o.pt")])
+        with pytest.raises(SystemExit, match="not the @vladmandic/face-api") as error:
+            convert_faceapi.main()
+        assert "\n" not in str(error.value)
+    assert not (tmp_path / "o.pt").exists()
