@@ -44,8 +44,8 @@ def faces_112(paths: list[Path]) -> np.ndarray:
 def port_probabilities(checkpoint: Path, faces: np.ndarray) -> np.ndarray:
     """The port's softmax on the 112x112 colour faces (the layers after the model's resize)."""
     model = model_from_checkpoint(load_checkpoint(checkpoint))
-    x = torch.from_numpy(faces).permute(0, 3, 1, 2) / 255 - model.mean
-    return torch.softmax(model.fc(model.blocks(x).mean((2, 3))), 1).numpy()
+    rgb = torch.from_numpy(faces).permute(0, 3, 1, 2) / 255
+    return torch.softmax(model.read_colour(rgb), 1).numpy()
 
 
 def reference_probabilities(node_dir: Path, faces: np.ndarray) -> np.ndarray:

@@ -8,9 +8,8 @@ checkpoint. The layers are face-api.js's ``FaceFeatureExtractor``: four dense bl
 depthwise-separable convolutions, each block's outputs summed into the next convolution's
 input, global average pooling and one linear layer. TensorFlow's 'same' padding of a
 stride-2 convolution pads only the bottom and right (for the even sizes it meets here), and
-is kept. The 48x48 gray face is
-resized to the network's 112x112 colour input inside the model, so it takes what every
-fercnn model takes.
+is kept. The 48x48 gray face is resized to the network's 112x112 colour input inside the
+model, so it takes what every fercnn model takes.
 """
 
 from __future__ import annotations
@@ -72,8 +71,12 @@ class FaceApiExpressionNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
                           align_corners=False)
-        x = self.blocks(x.expand(-1, 3, -1, -1) - self.mean)
-        return self.fc(x.mean((2, 3)))
+        return self.read_colour(x.expand(-1, 3, -1, -1))
+
+    def read_colour(self, rgb: torch.Tensor) -> torch.Tensor:
+        """Logits of (B, 3, 112, 112) RGB faces in [0, 1], face-api.js's own input: what
+        scripts/check_faceapi_port.py compares with face-api.js."""
+        return self.fc(self.blocks(rgb - self.mean).mean((2, 3)))
 
 
 @register("faceapi-dense")
