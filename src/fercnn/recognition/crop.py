@@ -55,29 +55,38 @@ def align_face(gray: np.ndarray, face: Face, rotate: bool = True) -> np.ndarray:
     """The 48x48 crop of a detected face framed as FER-2013 frames it (box width and centre
     at their FER-2013 places) and, with ``rotate``, turned so the eyes are level: a tilted
     head reaches the model upright. Outside the photo the edge is replicated."""
+    return frame_face(gray, face, IMAGE_SIZE, FER_BOX_WIDTH, FER_BOX_CENTRE, rotate)
+
+
+def frame_face(image: np.ndarray, face: Face, size: int, box_width: float,
+               box_centre: tuple[float, float], rotate: bool = True) -> np.ndarray:
+    """A ``size`` x ``size`` crop of ``image`` (gray or colour) in which the face's box is
+    ``box_width`` pixels wide and centred at ``box_centre``, turned upright by the eye angle
+    with ``rotate``: the framing each reader of a face was trained on."""
     x, y, w, h = face.box
-    scale = max(w, h) / FER_BOX_WIDTH  # photo pixels per crop pixel
+    scale = max(w, h) / box_width  # photo pixels per crop pixel
     centre = np.array([x + w / 2, y + h / 2])
     # the region the rotated crop can reach, with a pixel to spare for interpolation
-    reach = IMAGE_SIZE * scale * (np.sqrt(2) if rotate else 1.0) + 2 * scale + 2
+    reach = size * scale * (np.sqrt(2) if rotate else 1.0) + 2 * scale + 2
     times = halvings(scale)  # area-average large faces down by whole halvings first, so the
     # crop does not alias; the region's side is a multiple of 2**times, so they are exact
     shrink = 2.0 ** times
     x0, y0 = (int(np.floor(v - reach)) for v in centre)
-    size = int(np.ceil(2 * reach / shrink) * shrink)
-    pad = max(0, -x0, -y0, x0 + size - gray.shape[1], y0 + size - gray.shape[0])
-    source = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE) if pad else gray
-    region = halve(source[y0 + pad:y0 + pad + size, x0 + pad:x0 + pad + size], times)
-    # crop pixel (u, v) -> region pixel: rotate and scale about the FER box centre, in OpenCV's
+    side = int(np.ceil(2 * reach / shrink) * shrink)
+    pad = max(0, -x0, -y0, x0 + side - image.shape[1], y0 + side - image.shape[0])
+    source = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE) if pad \
+        else image
+    region = halve(source[y0 + pad:y0 + pad + side, x0 + pad:x0 + pad + side], times)
+    # crop pixel (u, v) -> region pixel: rotate and scale about the box centre, in OpenCV's
     # convention of integer pixel centres
     angle = np.radians(eye_angle(face)) if rotate else 0.0
     step = scale / shrink
     cos, sin = np.cos(angle) * step, np.sin(angle) * step
     centre_region = (centre - (x0, y0)) / shrink - 0.5
-    u0, v0 = FER_BOX_CENTRE[0] - 0.5, FER_BOX_CENTRE[1] - 0.5
+    u0, v0 = box_centre[0] - 0.5, box_centre[1] - 0.5
     matrix = np.array([[cos, -sin, centre_region[0] - cos * u0 + sin * v0],
                        [sin, cos, centre_region[1] - sin * u0 - cos * v0]])
-    return cv2.warpAffine(region, matrix, (IMAGE_SIZE, IMAGE_SIZE),
+    return cv2.warpAffine(region, matrix, (size, size),
                           flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                           borderMode=cv2.BORDER_REPLICATE)
 
