@@ -6,6 +6,12 @@ offline:
 
     npm pack @vladmandic/face-api@1.7.15          # writes vladmandic-face-api-1.7.15.tgz
     python scripts/convert_faceapi.py vladmandic-face-api-1.7.15.tgz runs/faceapi-init/best.pt
+    python scripts/convert_faceapi.py vladmandic-face-api-1.7.15.tgz \
+        src/fercnn/assets/faceapi_expression.onnx
+
+An OUT ending in ``.onnx`` is the network as published, reading its own 112x112 colour input:
+the photo reader that the bundled default and accurate models blend with on faces larger than
+FER-2013's (fercnn.recognition.photo_reader); any other OUT is a checkpoint.
 
 The manifest stores most tensors as uint8 with a scale and a minimum; they are dequantised
 as tfjs does (q * scale + min). face-api.js's classes are reordered to fercnn's. The script
@@ -23,8 +29,10 @@ import tarfile
 from pathlib import Path
 
 import numpy as np
+import onnx
 import torch
 
+from fercnn.labels import EMOTIONS
 from fercnn.models import create_model
 from fercnn.training.checkpoint import save_atomic
 
@@ -98,10 +106,48 @@ def public_accuracy(model: torch.nn.Module, data: str) -> float:
     return float((logits.argmax(1).numpy() == public.labels).mean())
 
 
+class ColourReader(torch.nn.Module):
+    """(B, 3, 112, 112) RGB in [0, 1] -> probabilities in fercnn's class order."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, rgb: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.net.read_colour(rgb), dim=1)
+
+
+def export_reader(model: torch.nn.Module, out: Path, source: str) -> None:
+    """The published network as an onnxruntime file, its origin in the metadata."""
+    example = torch.rand(2, 3, 112, 112)
+    torch.onnx.export(ColourReader(model).eval(), (example,), str(out), input_names=["face"],
+                      output_names=["probabilities"], dynamo=True, external_data=False,
+                      dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)
+    proto = onnx.load(str(out))
+    meta = {"model": "face-api.js face_expression_model (as published)",
+            "classes": list(EMOTIONS), "input": {"size": 112, "channels": "rgb", "scale": 1 / 255},
+            "source": source, "licence": "MIT"}
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "fercnn", json.dumps(meta)
+    onnx.save(proto, str(out))
+    with torch.no_grad():  # the file must give what the network gives
+        import onnxruntime as ort
+
+        check = torch.rand(4, 3, 112, 112)
+        want = ColourReader(model).eval()(check).numpy()
+        got = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(
+            None, {"face": check.numpy()})[0]
+    difference = float(np.abs(got - want).max())
+    if difference > 1e-4:
+        raise SystemExit(f"{out}: onnxruntime differs from the network by {difference:.2e}")
+    print(f"onnxruntime against torch: max probability difference {difference:.1e}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("package", type=Path, help="the npm pack tarball of @vladmandic/face-api")
-    parser.add_argument("out", type=Path, help="the checkpoint to write (an init: for training)")
+    parser.add_argument("out", type=Path, help="the checkpoint to write (an init: for "
+                        "training), or with .onnx the photo reader's file")
     parser.add_argument("--data", help="FER-2013 CSV: print PublicTest accuracy as a check")
     args = parser.parse_args()
     model = create_model(MODEL)
@@ -116,10 +162,13 @@ def main() -> None:
         accuracy = public_accuracy(model, args.data)
         print(f"PublicTest accuracy of the converted network: {accuracy:.2%}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    save_atomic({"model_name": MODEL, "model": model.state_dict(), "epoch": 0,
-                 "config": {"model": MODEL}, "source": f"{args.package.name} "
-                 f"(face_expression_model.bin sha256 {hashlib.sha256(data).hexdigest()})"},
-                args.out)
+    source = (f"{args.package.name} (face_expression_model.bin sha256 "
+              f"{hashlib.sha256(data).hexdigest()})")
+    if args.out.suffix == ".onnx":
+        export_reader(model, args.out, source)
+    else:
+        save_atomic({"model_name": MODEL, "model": model.state_dict(), "epoch": 0,
+                     "config": {"model": MODEL}, "source": source}, args.out)
     print(f"wrote {args.out}")
 
 

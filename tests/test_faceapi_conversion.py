@@ -135,3 +135,25 @@ def test_a_file_that_is_not_the_package_is_refused_in_one_line(tmp_path, monkeyp
             convert_faceapi.main()
         assert "\n" not in str(error.value)
     assert not (tmp_path / "o.pt").exists()
+
+
+def test_an_onnx_out_is_the_photo_reader_giving_the_networks_probabilities(package, tmp_path,
+                                                                           monkeypatch):
+    import onnxruntime as ort
+
+    path, _ = package
+    out = tmp_path / "reader.onnx"
+    monkeypatch.setattr(sys, "argv", ["convert_faceapi.py", str(path), str(out)])
+    convert_faceapi.main()
+    model = create_model("faceapi-dense").eval()
+    model.load_state_dict(convert_faceapi.state_dict(
+        convert_faceapi.dequantise(*convert_faceapi.read_package(path))))
+    rgb = torch.rand(3, 3, 112, 112)
+    with torch.no_grad():
+        want = torch.softmax(model.read_colour(rgb), 1).numpy()
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"face": rgb.numpy()})[0]
+    assert np.abs(got - want).max() < 1e-5
+    assert (got.argmax(1) == FERCNN_HAPPY).all()
+    meta = json.loads(session.get_modelmeta().custom_metadata_map["fercnn"])
+    assert meta["licence"] == "MIT" and path.name in meta["source"]

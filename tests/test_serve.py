@@ -170,6 +170,14 @@ def test_tta_chooses_the_views_averaged(client):
     assert post_photo(client).json()["faces"][0]["probabilities"] == read["mirror"][1]
 
 
+def test_photo_reader_false_reads_with_the_model_alone(client):
+    alone = Recognizer(photo_reader=False).predict(str(DEMO_PHOTO))[0].probabilities
+    body = post_photo(client, query="?photo_reader=false").json()
+    assert body["faces"][0]["probabilities"] == pytest.approx(alone, abs=1e-5)
+    assert post_photo(client).json()["faces"][0]["probabilities"] != pytest.approx(alone,
+                                                                                   abs=1e-5)
+
+
 def test_an_unknown_tta_mode_is_a_422(client):
     assert_error(post_photo(client, query="?tta=twenty"), 422, "unknown TTA mode")
 

@@ -147,8 +147,9 @@ def _evaluate_images(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
+    reader = ", with the photo reader" if result["photo_reader"] else ""
     print(f"{args.model} on {result['images']} photos in {args.images}"
-          f"{_with_tta(result['tta'])}: accuracy {result['accuracy']:.4f}, "
+          f"{_with_tta(result['tta'])}{reader}: accuracy {result['accuracy']:.4f}, "
           f"macro recall {result['macro_recall']:.4f}, no face found "
           f"{result['no_face']:.1%}")
     print(f"{'class':<10}{'recall':>8}{'n':>6}")
@@ -290,12 +291,14 @@ def _describe(face) -> str:
 
 
 def _recognizer(args: argparse.Namespace):
-    """The Recognizer for --model, --views (--tta), --detector, --min-face and --no-align."""
+    """The Recognizer for --model, --views (--tta), --detector, --min-face, --no-align and
+    --no-photo-reader."""
     from .recognition import Recognizer
     from .recognition.recognizer import make_detector
 
     return Recognizer(args.model, detector=make_detector(args.detector, args.min_face),
-                      tta=args.tta, align=not args.no_align)
+                      tta=args.tta, align=not args.no_align,
+                      photo_reader=False if args.no_photo_reader else None)
 
 
 def _report_predictions(results, total: int, csv_path: str | None,
@@ -346,7 +349,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     results = recognize_paths([path for path, _ in files], args.model, args.workers,
                               detector=args.detector, min_face=args.min_face, tta=args.tta,
                               align=not args.no_align, detect=not args.no_detect,
-                              outputs=targets)
+                              photo_reader=not args.no_photo_reader, outputs=targets)
     for problem in problems:
         print(f"fercnn: error: {problem}", file=sys.stderr)
     report, failed = _report_predictions(results, len(files), args.csv, args.json)
@@ -448,6 +451,13 @@ def _add_recognition_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tta", dest="tta", action="store_const", const="ten",
                    help="the same as --views ten")
     _add_detection_options(p)
+    _add_photo_reader_option(p)
+
+
+def _add_photo_reader_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-photo-reader", action="store_true",
+                   help="read faces with the model alone: without the photo reader that the "
+                   "bundled default and accurate models blend in on faces larger than 48 px")
 
 
 def _add_detection_options(p: argparse.ArgumentParser) -> None:
@@ -582,6 +592,7 @@ def _add_evaluation_commands(sub) -> None:
     p.add_argument("--no-detect", action="store_true",
                    help="with --images: each photo is one pre-cropped face")
     _add_detection_options(p)
+    _add_photo_reader_option(p)
 
     from .labels import EMOTIONS
 

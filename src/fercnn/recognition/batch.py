@@ -43,11 +43,12 @@ class RecognizerSettings:
     align: bool = True
     detect: bool = True
     threads: int | None = None  # onnxruntime threads per session; None: onnxruntime's choice
+    photo_reader: bool = True  # where the model has one (Recognizer's photo_reader=None)
 
     def build(self) -> Recognizer:
         detector = make_detector(self.detector, self.min_face, threads=self.threads)
         return Recognizer(self.model, detector=detector, threads=self.threads, tta=self.tta,
-                          align=self.align)
+                          align=self.align, photo_reader=None if self.photo_reader else False)
 
 
 @dataclass
@@ -111,16 +112,17 @@ def recognize_chunk(settings: RecognizerSettings, items: Sequence[Item]) -> list
 def recognize_paths(paths: Sequence[str | Path], model: str | Path | None = None,
                     workers: int = 1, *, detector: str = "blazeface",
                     min_face: int | None = None, tta: bool | str = "mirror",
-                    align: bool = True, detect: bool = True,
+                    align: bool = True, detect: bool = True, photo_reader: bool = True,
                     outputs: Sequence[str | Path | None] | None = None,
                     chunk_size: int | None = None) -> Iterator[ImageResult]:
     """An :class:`ImageResult` per path, in the order given, from ``workers`` processes (1: in
     this process, as ``Recognizer().predict`` would). ``outputs``: where to write an annotated
-    copy of each image (None for none). The model is checked here, before any worker starts."""
+    copy of each image (None for none); ``photo_reader=False`` reads faces with the model alone.
+    The model is checked here, before any worker starts."""
     if workers < 1:
         raise FercnnError(f"workers must be at least 1, not {workers}")
     settings = RecognizerSettings(None if model is None else str(model), detector, min_face,
-                                  tta_mode(tta), align, detect)
+                                  tta_mode(tta), align, detect, photo_reader=photo_reader)
     targets = outputs if outputs is not None else [None] * len(paths)
     if len(targets) != len(paths):
         raise ValueError(f"{len(paths)} paths but {len(targets)} outputs")

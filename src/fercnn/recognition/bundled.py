@@ -13,6 +13,8 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEFAULT_MODEL = ASSETS / "default.onnx"
 BUNDLED_MODELS = {"default": DEFAULT_MODEL, "accurate": ASSETS / "accurate.onnx",
                   "tiny": ASSETS / "tiny.onnx"}
+# the models read together with the photo reader (photo_reader.py) unless told otherwise
+PHOTO_READER_MODELS = {BUNDLED_MODELS["default"], BUNDLED_MODELS["accurate"]}
 DEMO_PHOTO = ASSETS / "astronaut.png"  # NASA, Eileen Collins: public domain (assets/README.md)
 
 

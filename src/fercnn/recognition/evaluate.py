@@ -101,7 +101,11 @@ def evaluate_images(recognizer: Recognizer, folder: str | Path, detect: bool = T
     result = {"model": recognizer.metadata.get("model", str(recognizer.path)),
               "images_folder": str(folder), "tta": recognizer.tta,
               "detector": type(recognizer.detector).__name__ if detect else None,
-              "align": recognizer.align, **photo_metrics(predicted, labels)}
+              "align": recognizer.align,
+              "photo_reader": None if recognizer.photo_reader is None else
+              {"weight": recognizer.photo_reader.weight,
+               "full_at": recognizer.photo_reader.full_at},
+              **photo_metrics(predicted, labels)}
     if out is not None:
         from ..plots import confusion_matrix
 

@@ -1,7 +1,9 @@
 """Recognizer: images in, faces with emotions out. numpy, OpenCV, Pillow and onnxruntime only.
 
 One image's way: load (path, array or PIL image) -> gray -> face boxes (detector, given, or the
-whole image) -> 48x48 crops -> one onnxruntime call for all faces -> probabilities.
+whole image) -> 48x48 crops -> one onnxruntime call for all faces -> probabilities; with the
+bundled default and accurate models, faces larger than FER-2013's are also read in colour by
+the photo reader (photo_reader.py) and the two are blended.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ import numpy as np
 from ..errors import FercnnError
 from ..labels import EMOTIONS, IMAGE_SIZE
 from ..tta import tta_mode, views_for
-from .bundled import model_path
+from .bundled import PHOTO_READER_MODELS, model_path
 from .crop import align_face, crop_face
 from .faces import Box, Face, FaceDetector
 from .haar import HaarDetector
 from .images import load_image, to_gray
+from .photo_reader import BOX_WIDTH, PhotoReader, blend
+from .photo_reader import INPUT_SIZE as READER_SIZE
 
 DETECTORS = ("blazeface", "haar")
 
@@ -62,13 +66,24 @@ def image_report(image: str, faces: list[FaceResult]) -> dict:
     return {"image": image, "faces": [face.to_dict() for face in faces]}
 
 
+def _colour_image(loaded: np.ndarray, gray: np.ndarray) -> np.ndarray:
+    """What the photo reader crops from: the BGR image as loaded (alpha dropped), or the gray
+    one where there is no 8-bit colour (gray, 16-bit and float images)."""
+    if loaded.ndim == 3 and loaded.shape[2] >= 3 and loaded.dtype == np.uint8:
+        return loaded[..., :3]
+    return gray
+
+
 class Recognizer:
     """Emotions of the faces in an image, with an ONNX model exported by ``fercnn export``:
-    a path, or the name of a bundled one ("default", the fast one; "accurate")."""
+    a path, or the name of a bundled one ("default", the fast one; "accurate").
+
+    ``photo_reader``: blend in the photo reader on faces larger than FER-2013's (None: with
+    the bundled default and accurate models only; a PhotoReader: that one)."""
 
     def __init__(self, model: str | Path | None = None, detector: FaceDetector | None = None,
                  margin: float = 0.1, threads: int | None = None, tta: bool | str = "mirror",
-                 align: bool = True) -> None:
+                 align: bool = True, photo_reader: bool | PhotoReader | None = None) -> None:
         import onnxruntime as ort
 
         path = model_path(model)
@@ -100,6 +115,11 @@ class Recognizer:
         # default model, +1.0 for tiny; benchmarks/results/wild_dev.md); "none" gives the
         # model's own output (teachers, saliency), "ten" adds shifts
         self.tta = tta_mode(tta)
+        if photo_reader is None:
+            photo_reader = path.resolve() in PHOTO_READER_MODELS
+        if photo_reader is True:
+            photo_reader = PhotoReader(threads=threads)
+        self.photo_reader: PhotoReader | None = photo_reader or None
 
     def _detector(self) -> FaceDetector:
         if self.detector is None:
@@ -128,6 +148,11 @@ class Recognizer:
               color: str = "bgr") -> tuple[np.ndarray, list[Face]]:
         """The gray image and its face boxes: given, detected, or the whole image. The
         detector sees the colour image (BlazeFace reads RGB); the model reads gray."""
+        return self._find(image, boxes, detect, color)[1:]
+
+    def _find(self, image, boxes: list[Box] | None, detect: bool,
+              color: str) -> tuple[np.ndarray, np.ndarray, list[Face]]:
+        """:meth:`faces`, with the image as loaded (colour where it has colour) first."""
         loaded = load_image(image, color)
         gray = to_gray(loaded)
         if boxes is not None:
@@ -137,7 +162,7 @@ class Recognizer:
             found = self._detector().detect(loaded if colour else gray)
         else:
             found = [Face((0, 0, gray.shape[1], gray.shape[0]))]
-        return gray, found
+        return loaded, gray, found
 
     def crop(self, gray: np.ndarray, face: Face, whole: bool = False) -> np.ndarray:
         """The model's 48x48 view of one face: framed as FER-2013's from its keypoints' box
@@ -154,13 +179,20 @@ class Recognizer:
     def predict_many(self, images: list, boxes: list[Box] | None = None, detect: bool = True,
                      color: str = "bgr") -> list[list[FaceResult]]:
         """Like :meth:`predict` for several images, all faces through one batched call."""
-        per_image, crops = [], []
+        per_image, crops, views, shares = [], [], [], []
+        whole = not detect and boxes is None
         for image in images:
-            gray, found = self.faces(image, boxes, detect, color)
+            loaded, gray, found = self._find(image, boxes, detect, color)
             per_image.append(found)
-            whole = not detect and boxes is None
             crops += [self.crop(gray, f, whole) for f in found]
+            if self.photo_reader is not None:
+                colour = _colour_image(loaded, gray)
+                for face in found:
+                    shares.append(self.photo_reader.share(face))
+                    views.append(self._reader_view(colour, face, whole) if shares[-1] else None)
         probabilities = self.predict_batch(np.stack(crops)) if crops else np.zeros((0, 7))
+        if any(shares):
+            probabilities = self._blend_reader(probabilities, views, np.array(shares))
         results, i = [], 0
         for found in per_image:
             row = []
@@ -173,3 +205,22 @@ class Recognizer:
                                       face.score))
             results.append(row)
         return results
+
+    def _reader_view(self, colour: np.ndarray, face: Face, whole: bool) -> np.ndarray:
+        """The photo reader's crop; for a whole image taken as the face, the image itself."""
+        if whole:
+            x, y, w, h = face.box
+            side = max(w, h) * BOX_WIDTH / READER_SIZE  # the reader's framing adds a margin
+            face = Face((x + w / 2 - side / 2, y + h / 2 - side / 2, side, side))
+        return self.photo_reader.crop(colour, face)
+
+    def _blend_reader(self, probabilities: np.ndarray, views: list,
+                      shares: np.ndarray) -> np.ndarray:
+        """The members' probabilities with the photo reader's blended in where it has a
+        share (faces larger than FER-2013's), in one reader call."""
+        read = shares > 0
+        reader = self.photo_reader.predict(np.stack([v for v in views if v is not None]),
+                                           mirror=self.tta != "none")
+        probabilities = probabilities.copy()
+        probabilities[read] = blend(probabilities[read], reader, shares[read])
+        return probabilities

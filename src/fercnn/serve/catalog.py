@@ -1,10 +1,11 @@
 """The models a server offers, by name, each loaded once per worker process.
 
 Clients choose among names only (the bundled ``default``, ``accurate`` and ``tiny``, and the
-file given to ``--model``), never a path: a request cannot make the server open a file. Per-request
-options (TTA, detector, smallest face, alignment) go on a shallow copy of the cached
-Recognizer that shares its onnxruntime sessions: onnxruntime runs one session from several
-threads safely, and loading a session per request would cost more than recognising."""
+file given to ``--model``), never a path: a request cannot make the server open a file.
+Per-request options (TTA, detector, smallest face, alignment, the photo reader) go on a shallow
+copy of the cached Recognizer that shares its onnxruntime sessions: onnxruntime runs one
+session from several threads safely, and loading a session per request would cost more than
+recognising."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ class Options:
     detector: str = "blazeface"
     min_face: int | None = None
     align: bool = True
+    photo_reader: bool = True  # where the model has one (the bundled default and accurate)
 
 
 class _Serialized:
@@ -87,6 +89,8 @@ class ModelCatalog:
         name = self.resolve(options.model)
         view = copy.copy(self.recognizer(name))
         view.tta, view.align = options.tta, options.align
+        if not options.photo_reader:
+            view.photo_reader = None
         view.detector = _with_min_face(self._detector(options.detector), options.min_face)
         return name, view
 
