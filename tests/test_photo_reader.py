@@ -76,6 +76,14 @@ def test_only_the_bundled_default_and_accurate_models_take_the_reader():
     assert Recognizer("tiny", photo_reader=True).photo_reader is not None
 
 
+def test_a_file_that_is_no_model_is_a_one_line_error(tmp_path):
+    junk = tmp_path / "reader.onnx"
+    junk.write_bytes(b"not an onnx file")
+    with pytest.raises(FercnnError, match="not a readable photo reader model") as error:
+        PhotoReader(junk)
+    assert "\n" not in str(error.value)
+
+
 def test_an_impossible_share_is_refused():
     with pytest.raises(FercnnError, match="weight must be"):
         PhotoReader(weight=1.5)

@@ -22,6 +22,7 @@ from ..labels import EMOTIONS, IMAGE_SIZE
 from .bundled import ASSETS
 from .crop import frame_face
 from .faces import Face
+from .sessions import cpu_session
 
 READER_MODEL = ASSETS / "faceapi_expression.onnx"  # scripts/convert_faceapi.py
 INPUT_SIZE = 112
@@ -40,20 +41,10 @@ class PhotoReader:
 
     def __init__(self, path: str | Path = READER_MODEL, weight: float = WEIGHT,
                  full_at: float = FULL_AT, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
         if not 0 <= weight <= 1 or full_at <= IMAGE_SIZE:
             raise FercnnError(f"photo reader: weight must be in [0, 1] and full_at above "
                               f"{IMAGE_SIZE} pixels (got {weight}, {full_at})")
-        options = ort.SessionOptions()
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        if threads:
-            options.intra_op_num_threads = threads
-        try:
-            self.session = ort.InferenceSession(str(path), options,
-                                                providers=["CPUExecutionProvider"])
-        except Exception as e:
-            raise FercnnError(f"{path}: not a readable photo reader model ({e})") from None
+        self.session = cpu_session(path, threads, "photo reader model")
         self.weight, self.full_at = weight, full_at
 
     def share(self, face: Face) -> float:

@@ -24,6 +24,7 @@ from .haar import HaarDetector
 from .images import load_image, to_gray
 from .photo_reader import BOX_WIDTH, PhotoReader, blend
 from .photo_reader import INPUT_SIZE as READER_SIZE
+from .sessions import cpu_session
 
 DETECTORS = ("blazeface", "haar")
 
@@ -84,21 +85,8 @@ class Recognizer:
     def __init__(self, model: str | Path | None = None, detector: FaceDetector | None = None,
                  margin: float = 0.1, threads: int | None = None, tta: bool | str = "mirror",
                  align: bool = True, photo_reader: bool | PhotoReader | None = None) -> None:
-        import onnxruntime as ort
-
         path = model_path(model)
-        options = ort.SessionOptions()
-        # idle onnxruntime threads otherwise spin for a while after each call and take the
-        # cores from the face detector that runs next: a photo took 49 ms instead of 35
-        # (benchmarks/results/recognition_speed.md), for 7% less pure batch throughput
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        if threads:
-            options.intra_op_num_threads = threads
-        try:
-            self.session = ort.InferenceSession(str(path), options,
-                                                providers=["CPUExecutionProvider"])
-        except Exception as e:
-            raise FercnnError(f"{path}: not a readable ONNX model ({e})") from None
+        self.session = cpu_session(path, threads)
         meta = self.session.get_modelmeta().custom_metadata_map
         self.metadata = json.loads(meta["fercnn"]) if "fercnn" in meta else {}
         self.classes = tuple(self.metadata.get("classes", EMOTIONS))
