@@ -34,7 +34,8 @@ class OnnxTeacher(nn.Module):
         super().__init__()
         from ..recognition import Recognizer
 
-        self.recognizer = Recognizer(model, tta="none")  # the model's own output
+        # the model's own output on 48x48 faces: no views, no photo reader
+        self.recognizer = Recognizer(model, tta="none", photo_reader=False)
         expected = {"scale": 1 / 255, "mean": 0.0, "std": 1.0}
         given = self.recognizer.metadata.get("input", expected)
         if any(abs(float(given.get(k, v)) - v) > 1e-9 for k, v in expected.items()):
