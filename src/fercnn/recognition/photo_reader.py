@@ -8,7 +8,7 @@ neutral, but on FER-2013's own 48x48 faces it reads only 59%, and it never answe
 its share of a face's probabilities grows with the face's size in the photo, from nothing at
 FER-2013's 48 pixels (where the bundled models' FER-2013 figures are therefore unchanged) to
 ``weight`` at ``full_at`` pixels, and it does not vote on fear and disgust, which stay as the
-FER-2013 members give them (benchmarks/results/wild_dev.md, docs/recognition.md).
+FER-2013 members give them (benchmarks/results/photo_reader_choice.md, docs/recognition.md).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ READER_MODEL = ASSETS / "faceapi_expression.onnx"  # scripts/convert_faceapi.py
 INPUT_SIZE = 112
 # face-api.js's own framing: a square of the box and a fifth more, not turned upright (face-api.js
 # crops detector boxes as they are); on wild-dev a tenth or three tenths more, or turning the
-# face upright, moved accuracy by under a point (benchmarks/results/wild_dev.md)
+# face upright, moved accuracy by under a point (benchmarks/results/photo_reader_choice.md)
 BOX_WIDTH = INPUT_SIZE / 1.2
 BOX_CENTRE = (INPUT_SIZE / 2, INPUT_SIZE / 2)
 WEIGHT = 0.4  # the reader's share of a face of ``FULL_AT`` pixels or more
