@@ -455,6 +455,7 @@ def _add_recognition_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_photo_reader_option(p: argparse.ArgumentParser) -> None:
+    """predict, video and evaluate --images: where a face is read, not how it is found."""
     p.add_argument("--no-photo-reader", action="store_true",
                    help="read faces with the model alone: without the photo reader that the "
                    "bundled default and accurate models blend in on faces larger than 48 px")
