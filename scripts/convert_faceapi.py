@@ -29,12 +29,12 @@ import tarfile
 from pathlib import Path
 
 import numpy as np
-import onnx
 import torch
 
 from fercnn.labels import EMOTIONS
 from fercnn.models import create_model
 from fercnn.training.checkpoint import save_atomic
+from fercnn.training.export import write_metadata
 
 MODEL = "faceapi-dense"
 PREFIX = "package/model/face_expression_model"
@@ -123,13 +123,10 @@ def export_reader(model: torch.nn.Module, out: Path, source: str) -> None:
     torch.onnx.export(ColourReader(model).eval(), (example,), str(out), input_names=["face"],
                       output_names=["probabilities"], dynamo=True, external_data=False,
                       dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)
-    proto = onnx.load(str(out))
-    meta = {"model": "face-api.js face_expression_model (as published)",
-            "classes": list(EMOTIONS), "input": {"size": 112, "channels": "rgb", "scale": 1 / 255},
-            "source": source, "licence": "MIT"}
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = "fercnn", json.dumps(meta)
-    onnx.save(proto, str(out))
+    write_metadata(out, {"model": "face-api.js face_expression_model (as published)",
+                         "classes": list(EMOTIONS),
+                         "input": {"size": 112, "channels": "rgb", "scale": 1 / 255},
+                         "source": source, "licence": "MIT"})
     with torch.no_grad():  # the file must give what the network gives
         import onnxruntime as ort
 

@@ -192,7 +192,7 @@ def test_an_earlier_8_bit_file_is_quantised_again_without_its_run(exported, tmp_
     before, gets 7-bit ones, keeps its metadata and still gives its network's probabilities."""
     from onnxruntime.quantization import CalibrationDataReader, QuantType, quantize_static
 
-    from fercnn.training.export import QUANTIZED_OPS, _write_metadata
+    from fercnn.training.export import QUANTIZED_OPS, write_metadata
 
     faces = np.random.default_rng(9).integers(0, 256, (64, 48, 48)).astype(np.uint8)
 
@@ -207,7 +207,7 @@ def test_an_earlier_8_bit_file_is_quantised_again_without_its_run(exported, tmp_
     quantize_static(str(exported["fp32"]), str(old), Reader(), activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QInt8, per_channel=True,
                     op_types_to_quantize=QUANTIZED_OPS)
-    _write_metadata(old, Recognizer(exported["fp32"]).metadata)
+    write_metadata(old, Recognizer(exported["fp32"]).metadata)
     assert _largest_int8_weight(old) == 127
     new = tmp_path / "new.onnx"
     result = run_cli("export", old, "--int8", "--out", new, "--data", exported["data"])

@@ -223,21 +223,22 @@ def _finish(fp32: Path, out: Path, metadata: dict, int8: bool, data: str | None,
         _quantize_int8(fp32, model_path, dataset.split("Training").images[:calibration_images])
     else:
         fp32.rename(model_path)
-    _write_metadata(model_path, metadata)
+    write_metadata(model_path, metadata)
     # data packed without PrivateTest (scripts/device_data.py): scored where that split is
     if score and dataset is not None and dataset.split_mask("PrivateTest").any():
         from ..evaluate import evaluate
 
         scored = evaluate([model_path], data, split="PrivateTest")
         metadata["private_test_accuracy"] = round(scored["accuracy"], 4)
-        _write_metadata(model_path, metadata)
+        write_metadata(model_path, metadata)
     out.parent.mkdir(parents=True, exist_ok=True)
     staged = out.with_name(out.name + ".tmp")  # same folder as out: the rename is atomic
     shutil.copyfile(model_path, staged)
     os.replace(staged, out)
 
 
-def _write_metadata(path: Path, metadata: dict) -> None:
+def write_metadata(path: Path, metadata: dict) -> None:
+    """``metadata`` as the file's only ``fercnn`` entry, and no source paths of this machine."""
     import onnx
 
     proto = onnx.load(str(path))
