@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from host import cpu_description, write_results
 
-from fercnn.metrics import NO_FACE
+from fercnn.metrics import NO_FACE, photo_metrics
 from fercnn.recognition import Recognizer
 from fercnn.recognition.crop import frame_face
 from fercnn.recognition.evaluate import labelled_images
@@ -37,6 +37,7 @@ from fercnn.recognition.photo_reader import (
     INPUT_SIZE,
     WEIGHT,
     blend,
+    size_share,
 )
 
 WEIGHTS = (0.2, 0.3, 0.4, 0.5, 0.6)
@@ -75,7 +76,7 @@ def readings(folder: Path, framings: list[tuple[float, bool]]
 
 def mixed(model: np.ndarray, photo: np.ndarray, side: np.ndarray, weight: float,
           full_at: float, keep: bool) -> np.ndarray:
-    shares = weight * np.clip((side - 48) / (full_at - 48), 0.0, 1.0)
+    shares = size_share(side, weight, full_at)
     if keep:
         return blend(model, photo, shares)
     return (1 - shares[:, None]) * model + shares[:, None] * photo
@@ -84,9 +85,8 @@ def mixed(model: np.ndarray, photo: np.ndarray, side: np.ndarray, weight: float,
 def scores(probabilities: np.ndarray, labels: np.ndarray,
            found: np.ndarray) -> tuple[float, float]:
     """Accuracy and macro recall, a photo without a face counting as wrong."""
-    predicted = np.where(found, probabilities.argmax(1), NO_FACE)
-    recalls = [(predicted[labels == c] == c).mean() for c in range(7) if (labels == c).any()]
-    return float((predicted == labels).mean()), float(np.mean(recalls))
+    metrics = photo_metrics(np.where(found, probabilities.argmax(1), NO_FACE), labels)
+    return metrics["accuracy"], metrics["macro_recall"]
 
 
 def main() -> None:

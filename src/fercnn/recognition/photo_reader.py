@@ -48,11 +48,8 @@ class PhotoReader:
         self.weight, self.full_at = weight, full_at
 
     def share(self, face: Face) -> float:
-        """The reader's share of this face: 0 up to FER-2013's 48 pixels, rising linearly to
-        ``weight`` at ``full_at`` pixels (the box's longer side in the photo)."""
-        side = max(face.box[2], face.box[3])
-        return self.weight * float(np.clip((side - IMAGE_SIZE) / (self.full_at - IMAGE_SIZE),
-                                           0.0, 1.0))
+        """The reader's share of this face (:func:`size_share` of the box's longer side)."""
+        return float(size_share(max(face.box[2], face.box[3]), self.weight, self.full_at))
 
     def crop(self, image: np.ndarray, face: Face) -> np.ndarray:
         """The reader's 112x112 RGB view of a face in a BGR (or gray) uint8 image."""
@@ -71,6 +68,13 @@ class PhotoReader:
         if mirror:
             probabilities = probabilities.reshape(2, len(crops), -1).mean(axis=0)
         return probabilities
+
+
+def size_share(side, weight: float = WEIGHT, full_at: float = FULL_AT):
+    """The reader's share of a face ``side`` pixels wide (a number or an array): 0 up to
+    FER-2013's 48 pixels, rising linearly to ``weight`` at ``full_at`` pixels."""
+    return weight * np.clip((np.asarray(side, dtype=float) - IMAGE_SIZE)
+                            / (full_at - IMAGE_SIZE), 0.0, 1.0)
 
 
 def blend(members: np.ndarray, reader: np.ndarray, shares: np.ndarray) -> np.ndarray:
