@@ -12,6 +12,7 @@ import pytest
 
 from fercnn.data import apply_ferplus, load_dataset, load_ferplus
 from fercnn.labels import EMOTIONS, SPLITS
+from fercnn.recognition.priors import FER2013_TRAINING
 
 from .conftest import run_cli
 
@@ -54,6 +55,11 @@ def test_real_info_json(real_data, real_dataset):
     # README: rows 0-28,708 Training, 28,709-32,297 PublicTest, the rest PrivateTest
     assert np.array_equal(real_dataset.usage,
                           np.repeat(np.arange(3, dtype=np.uint8), [28709, 3589, 3589]))
+
+
+def test_the_photos_priors_fer2013_counts_are_the_training_splits(real_dataset):
+    training = real_dataset.split("Training").labels
+    assert [FER2013_TRAINING[e] for e in EMOTIONS] == np.bincount(training, minlength=7).tolist()
 
 
 def test_real_export_round_trip(real_data, real_dataset, tmp_path):

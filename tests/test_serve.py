@@ -178,6 +178,15 @@ def test_photo_reader_false_reads_with_the_model_alone(client):
                                                                                    abs=1e-5)
 
 
+def test_prior_photos_reads_for_the_mix_of_expressions_in_photos(client):
+    for_photos = Recognizer(prior="photos").predict(str(DEMO_PHOTO))[0].probabilities
+    body = post_photo(client, query="?prior=photos").json()
+    assert body["faces"][0]["probabilities"] == pytest.approx(for_photos, abs=1e-5)
+    assert post_photo(client).json()["faces"][0]["probabilities"] != pytest.approx(for_photos,
+                                                                                   abs=1e-5)
+    assert_error(post_photo(client, query="?prior=crowds"), 422, "prior")
+
+
 def test_an_unknown_tta_mode_is_a_422(client):
     assert_error(post_photo(client, query="?tta=twenty"), 422, "unknown TTA mode")
 

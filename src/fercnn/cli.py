@@ -138,6 +138,7 @@ def _with_tta(mode: str) -> str:
 def _evaluate_images(args: argparse.Namespace) -> int:
     """``evaluate MODEL --images DIR``: labelled photos through the whole recognition path."""
     from .recognition.evaluate import evaluate_images
+    from .recognition.priors import TRAINED_ON
 
     if len(args.models) != 1:
         raise FercnnError("--images scores one model at a time")
@@ -148,8 +149,9 @@ def _evaluate_images(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2))
         return 0
     reader = ", with the photo reader" if result["photo_reader"] else ""
+    prior = "" if result["prior"] == TRAINED_ON else f", prior {result['prior']}"
     print(f"{args.model} on {result['images']} photos in {args.images}"
-          f"{_with_tta(result['tta'])}{reader}: accuracy {result['accuracy']:.4f}, "
+          f"{_with_tta(result['tta'])}{reader}{prior}: accuracy {result['accuracy']:.4f}, "
           f"macro recall {result['macro_recall']:.4f}, no face found "
           f"{result['no_face']:.1%}")
     print(f"{'class':<10}{'recall':>8}{'n':>6}")
@@ -291,14 +293,15 @@ def _describe(face) -> str:
 
 
 def _recognizer(args: argparse.Namespace):
-    """The Recognizer for --model, --views (--tta), --detector, --min-face, --no-align and
-    --no-photo-reader."""
+    """The Recognizer for --model, --views (--tta), --detector, --min-face, --no-align,
+    --no-photo-reader and --prior."""
     from .recognition import Recognizer
     from .recognition.recognizer import make_detector
 
     return Recognizer(args.model, detector=make_detector(args.detector, args.min_face),
                       tta=args.tta, align=not args.no_align,
-                      photo_reader=False if args.no_photo_reader else None)
+                      photo_reader=False if args.no_photo_reader else None,
+                      prior=args.prior)
 
 
 def _report_predictions(results, total: int, csv_path: str | None,
@@ -349,7 +352,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     results = recognize_paths([path for path, _ in files], args.model, args.workers,
                               detector=args.detector, min_face=args.min_face, tta=args.tta,
                               align=not args.no_align, detect=not args.no_detect,
-                              photo_reader=not args.no_photo_reader, outputs=targets)
+                              photo_reader=not args.no_photo_reader, prior=args.prior,
+                              outputs=targets)
     for problem in problems:
         print(f"fercnn: error: {problem}", file=sys.stderr)
     report, failed = _report_predictions(results, len(files), args.csv, args.json)
@@ -451,14 +455,21 @@ def _add_recognition_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tta", dest="tta", action="store_const", const="ten",
                    help="the same as --views ten")
     _add_detection_options(p)
-    _add_photo_reader_option(p)
+    _add_reading_options(p)
 
 
-def _add_photo_reader_option(p: argparse.ArgumentParser) -> None:
-    """predict, video and evaluate --images: where a face is read, not how it is found."""
+def _add_reading_options(p: argparse.ArgumentParser) -> None:
+    """predict, video and evaluate --images: how a face is read, not how it is found."""
+    from .recognition.priors import PRIORS, TRAINED_ON
+
     p.add_argument("--no-photo-reader", action="store_true",
                    help="read faces with the model alone: without the photo reader that the "
                    "bundled default and accurate models blend in on faces larger than 48 px")
+    p.add_argument("--prior", choices=tuple(PRIORS), default=TRAINED_ON,
+                   help="the mix of expressions faces are read for: 'fer2013' (default: the "
+                   "model as trained, a seventh of faces afraid) or 'photos' (mostly happy and "
+                   "neutral, as in web photos: more faces right on everyday photos, rare "
+                   "expressions such as fear answered far less)")
 
 
 def _add_detection_options(p: argparse.ArgumentParser) -> None:
@@ -593,7 +604,7 @@ def _add_evaluation_commands(sub) -> None:
     p.add_argument("--no-detect", action="store_true",
                    help="with --images: each photo is one pre-cropped face")
     _add_detection_options(p)
-    _add_photo_reader_option(p)
+    _add_reading_options(p)
 
     from .labels import EMOTIONS
 

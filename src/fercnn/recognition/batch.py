@@ -24,6 +24,7 @@ from ..errors import FercnnError
 from ..labels import EMOTIONS
 from ..tta import tta_mode
 from .bundled import model_path
+from .priors import TRAINED_ON, check_prior
 from .recognizer import FaceResult, Recognizer, image_report, make_detector
 
 # ``predict --csv``: one row per face (``face`` counts from 0 within an image, as the video
@@ -44,11 +45,13 @@ class RecognizerSettings:
     detect: bool = True
     threads: int | None = None  # onnxruntime threads per session; None: onnxruntime's choice
     photo_reader: bool = True  # where the model has one (Recognizer's photo_reader=None)
+    prior: str = TRAINED_ON
 
     def build(self) -> Recognizer:
         detector = make_detector(self.detector, self.min_face, threads=self.threads)
         return Recognizer(self.model, detector=detector, threads=self.threads, tta=self.tta,
-                          align=self.align, photo_reader=None if self.photo_reader else False)
+                          align=self.align, photo_reader=None if self.photo_reader else False,
+                          prior=self.prior)
 
 
 @dataclass
@@ -113,16 +116,18 @@ def recognize_paths(paths: Sequence[str | Path], model: str | Path | None = None
                     workers: int = 1, *, detector: str = "blazeface",
                     min_face: int | None = None, tta: bool | str = "mirror",
                     align: bool = True, detect: bool = True, photo_reader: bool = True,
-                    outputs: Sequence[str | Path | None] | None = None,
+                    prior: str = TRAINED_ON, outputs: Sequence[str | Path | None] | None = None,
                     chunk_size: int | None = None) -> Iterator[ImageResult]:
     """An :class:`ImageResult` per path, in the order given, from ``workers`` processes (1: in
     this process, as ``Recognizer().predict`` would). ``outputs``: where to write an annotated
-    copy of each image (None for none); ``photo_reader=False`` reads faces with the model alone.
-    The model is checked here, before any worker starts."""
+    copy of each image (None for none); ``photo_reader=False`` reads faces with the model alone;
+    ``prior``: as Recognizer's. The model and prior are checked here, before any worker
+    starts."""
     if workers < 1:
         raise FercnnError(f"workers must be at least 1, not {workers}")
     settings = RecognizerSettings(None if model is None else str(model), detector, min_face,
-                                  tta_mode(tta), align, detect, photo_reader=photo_reader)
+                                  tta_mode(tta), align, detect, photo_reader=photo_reader,
+                                  prior=check_prior(prior))
     targets = outputs if outputs is not None else [None] * len(paths)
     if len(targets) != len(paths):
         raise ValueError(f"{len(paths)} paths but {len(targets)} outputs")

@@ -105,6 +105,7 @@ def evaluate_images(recognizer: Recognizer, folder: str | Path, detect: bool = T
               "photo_reader": None if recognizer.photo_reader is None else
               {"weight": recognizer.photo_reader.weight,
                "full_at": recognizer.photo_reader.full_at},
+              "prior": recognizer.prior,
               **photo_metrics(predicted, labels)}
     if out is not None:
         from ..plots import confusion_matrix

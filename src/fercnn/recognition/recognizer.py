@@ -3,7 +3,8 @@
 One image's way: load (path, array or PIL image) -> gray -> face boxes (detector, given, or the
 whole image) -> 48x48 crops -> one onnxruntime call for all faces -> probabilities; with the
 bundled default and accurate models, faces larger than FER-2013's are also read in colour by
-the photo reader (photo_reader.py) and the two are blended.
+the photo reader (photo_reader.py) and the two are blended. With ``prior="photos"`` the model's
+probabilities are first moved from FER-2013's mix of expressions to that of photos (priors.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .haar import HaarDetector
 from .images import load_image, to_gray
 from .photo_reader import BOX_WIDTH, PhotoReader, blend
 from .photo_reader import INPUT_SIZE as READER_SIZE
+from .priors import TRAINED_ON, prior_weights, shift_prior
 from .sessions import cpu_session
 
 DETECTORS = ("blazeface", "haar")
@@ -80,11 +82,14 @@ class Recognizer:
     a path, or the name of a bundled one ("default", the fast one; "accurate").
 
     ``photo_reader``: blend in the photo reader on faces larger than FER-2013's (None: with
-    the bundled default and accurate models only; a PhotoReader: that one)."""
+    the bundled default and accurate models only; a PhotoReader: that one). ``prior``: the mix
+    of expressions the faces of photos are read for, ``fer2013`` (the model as trained) or
+    ``photos`` (mostly happy and neutral, as in web photos; priors.py)."""
 
     def __init__(self, model: str | Path | None = None, detector: FaceDetector | None = None,
                  margin: float = 0.1, threads: int | None = None, tta: bool | str = "mirror",
-                 align: bool = True, photo_reader: bool | PhotoReader | None = None) -> None:
+                 align: bool = True, photo_reader: bool | PhotoReader | None = None,
+                 prior: str = TRAINED_ON) -> None:
         path = model_path(model)
         self.session = cpu_session(path, threads)
         meta = self.session.get_modelmeta().custom_metadata_map
@@ -108,6 +113,8 @@ class Recognizer:
         if photo_reader is True:
             photo_reader = PhotoReader(threads=threads)
         self.photo_reader: PhotoReader | None = photo_reader or None
+        prior_weights(prior, self.classes)  # an unknown name or class fails here, not later
+        self.prior = prior
 
     def _detector(self) -> FaceDetector:
         if self.detector is None:
@@ -179,6 +186,9 @@ class Recognizer:
                     shares.append(self.photo_reader.share(face))
                     views.append(self._reader_view(colour, face, whole) if shares[-1] else None)
         probabilities = self.predict_batch(np.stack(crops)) if crops else np.zeros((0, 7))
+        # the prior moves the model's own reading, before the photo reader (whose training
+        # mix is not FER-2013's) is blended in
+        probabilities = shift_prior(probabilities, prior_weights(self.prior, self.classes))
         if any(shares):
             probabilities = self._blend_reader(probabilities, views, np.array(shares))
         results, i = [], 0

@@ -17,6 +17,7 @@ from pathlib import Path
 from ..errors import FercnnError
 from ..recognition import BUNDLED_MODELS, FaceDetector, Recognizer
 from ..recognition.bundled import model_path
+from ..recognition.priors import TRAINED_ON
 from ..recognition.recognizer import make_detector
 from .errors import ApiError
 
@@ -32,6 +33,7 @@ class Options:
     min_face: int | None = None
     align: bool = True
     photo_reader: bool = True  # where the model has one (the bundled default and accurate)
+    prior: str = TRAINED_ON  # recognition/priors.py
 
 
 class _Serialized:
@@ -88,7 +90,7 @@ class ModelCatalog:
         """The model's name and a Recognizer set up as ``options`` ask."""
         name = self.resolve(options.model)
         view = copy.copy(self.recognizer(name))
-        view.tta, view.align = options.tta, options.align
+        view.tta, view.align, view.prior = options.tta, options.align, options.prior
         if not options.photo_reader:
             view.photo_reader = None
         view.detector = _with_min_face(self._detector(options.detector), options.min_face)

@@ -56,12 +56,14 @@ async def recognize(
         tta: Annotated[str, Query(max_length=10)] = "mirror", detect: bool = True,
         detector: Literal["blazeface", "haar"] = "blazeface",
         min_face: Annotated[int | None, Query(ge=20, le=4096)] = None,
-        align: bool = True, photo_reader: bool = True) -> JSONResponse:
+        align: bool = True, photo_reader: bool = True,
+        prior: Literal["fer2013", "photos"] = "fer2013") -> JSONResponse:
     """The faces of one image with their emotions: the JSON of ``fercnn predict --json`` for
     it, with the image's width and height and the milliseconds taken. ``tta``: the views of
     each face averaged, ``none``, ``mirror`` (default) or ``ten`` (``true`` and ``false``, its
     earlier values, mean ``ten`` and ``none``). ``photo_reader=false``: the model alone, as
-    ``predict --no-photo-reader``."""
+    ``predict --no-photo-reader``. ``prior=photos``: read for the mix of expressions in
+    photos, as ``predict --prior photos``."""
     start = perf_counter()
     limits = state.settings.limits
     if not state.gate.try_enter():
@@ -69,7 +71,7 @@ async def recognize(
                        {"Retry-After": str(limits.retry_after_s)})
     try:
         options = Options(state.catalog.resolve(model), _tta_mode(tta), detect, detector,
-                          min_face, align, photo_reader)
+                          min_face, align, photo_reader, prior)
         body = await read_body(request, limits)
         read = perf_counter()
         data, filename = image_bytes(body, request.headers.get("content-type"))
