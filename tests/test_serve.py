@@ -182,6 +182,7 @@ def test_prior_photos_reads_for_the_mix_of_expressions_in_photos(client):
     for_photos = Recognizer(prior="photos").predict(str(DEMO_PHOTO))[0].probabilities
     body = post_photo(client, query="?prior=photos").json()
     assert body["faces"][0]["probabilities"] == pytest.approx(for_photos, abs=1e-5)
+    assert body["prior"] == "photos" and post_photo(client).json()["prior"] == "fer2013"
     assert post_photo(client).json()["faces"][0]["probabilities"] != pytest.approx(for_photos,
                                                                                    abs=1e-5)
     assert_error(post_photo(client, query="?prior=crowds"), 422, "prior")

@@ -93,6 +93,14 @@ def test_switching_the_model_recognises_the_photo_again(page):
     assert "happy" in page.locator("#faces h2").first.inner_text()
 
 
+def test_the_photos_mix_box_recognises_the_photo_again_for_it(page):
+    page.set_input_files("#photo", str(DEMO_PHOTO))
+    status_says(page, "model default")
+    page.locator("#prior").check()
+    status_says(page, "read for photos' mix")
+    assert "happy" in page.locator("#faces h2").first.inner_text()
+
+
 def test_the_camera_is_recognised_live_until_stopped(page, tmp_path):
     page.click("#camera")
     status_says(page, "Camera: 1 face")

@@ -9,7 +9,7 @@ photos' shares gives the probabilities that mix calls for, with no retraining. O
 reads neutral faces as neutral far more often, and fear, which the models answer for photos
 where it is almost never right, all but disappears; per-class recall of the rare classes falls
 with it, so it is a choice (``prior="photos"``), not the default
-(benchmarks/results/wild_dev.md, docs/recognition.md).
+(benchmarks/results/prior_choice.md, docs/recognition.md).
 """
 
 from __future__ import annotations

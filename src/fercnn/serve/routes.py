@@ -59,7 +59,8 @@ async def recognize(
         align: bool = True, photo_reader: bool = True,
         prior: Literal["fer2013", "photos"] = "fer2013") -> JSONResponse:
     """The faces of one image with their emotions: the JSON of ``fercnn predict --json`` for
-    it, with the image's width and height and the milliseconds taken. ``tta``: the views of
+    it, with the image's width and height, the model, views and prior used and the
+    milliseconds taken. ``tta``: the views of
     each face averaged, ``none``, ``mirror`` (default) or ``ten`` (``true`` and ``false``, its
     earlier values, mean ``ten`` and ``none``). ``photo_reader=false``: the model alone, as
     ``predict --no-photo-reader``. ``prior=photos``: read for the mix of expressions in
@@ -94,7 +95,7 @@ def _recognize(state: ServerState, options: Options, data: bytes, name: str) -> 
     model, recognizer = state.catalog.for_request(options)
     report = recognize_bytes(recognizer, data, name, options.detect,
                              state.settings.limits.max_pixels)
-    report.update(model=model, tta=options.tta)
+    report.update(model=model, tta=options.tta, prior=options.prior)
     return report
 
 

@@ -18,7 +18,7 @@ const $ = (id) => document.getElementById(id);
 const view = $("view");
 const ctx = view.getContext("2d");
 let camera = null; // {stream, timer} while the camera runs
-let lastPhoto = null; // recognised again when the model or TTA changes
+let lastPhoto = null; // recognised again when the model, TTA or prior changes
 
 function percent(p) {
   return `${Math.round(p * 100)}%`;
@@ -33,6 +33,7 @@ function query() {
   const params = new URLSearchParams();
   if ($("model").value) params.set("model", $("model").value);
   if ($("tta").checked) params.set("tta", "ten");
+  if ($("prior").checked) params.set("prior", "photos");
   return params.toString();
 }
 
@@ -147,7 +148,9 @@ function listFaces(result) {
 function summary(result) {
   const n = result.faces.length;
   const faces = n === 0 ? "no face found" : n === 1 ? "1 face" : `${n} faces`;
-  return `${faces}; model ${result.model}${result.tta === "ten" ? " with ten-view TTA" : ""}, ` +
+  const views = result.tta === "ten" ? " with ten-view TTA" : "";
+  const mix = result.prior === "photos" ? ", read for photos' mix" : "";
+  return `${faces}; model ${result.model}${views}${mix}, ` +
     `${Math.round(result.timing_ms.total)} ms on the server`;
 }
 
@@ -263,7 +266,7 @@ async function loadModels() {
 function setUp() {
   $("photo").addEventListener("change", (event) => showPhoto(event.target.files[0]));
   $("camera").addEventListener("click", () => (camera ? stopCamera() : startCamera()));
-  for (const id of ["model", "tta"]) {
+  for (const id of ["model", "tta", "prior"]) {
     $(id).addEventListener("change", () => { if (!camera && lastPhoto) showPhoto(lastPhoto); });
   }
   const stage = $("stage");
