@@ -14,7 +14,7 @@ from ..data.folders import list_class_folders
 from ..errors import FercnnError
 from ..labels import EMOTIONS
 from ..metrics import NO_FACE, photo_metrics
-from .recognizer import Recognizer
+from .recognizer import FaceResult, Recognizer
 
 
 def onnx_probabilities(model: str | Path, images: np.ndarray, tta: bool | str = False
@@ -57,18 +57,27 @@ def _from_listing(listing: Path) -> list[tuple[Path, int]]:
     return photos
 
 
+def largest_faces(recognizer: Recognizer, photos: list[tuple[Path, int]],
+                  detect: bool = True) -> list[FaceResult | None]:
+    """Each photo's largest face as the whole path reads it, the face a photo is scored by
+    (None where no face is found)."""
+    largest = []
+    for path, _ in photos:
+        faces = recognizer.predict(path, detect=detect)
+        largest.append(max(faces, key=lambda f: f.box[2] * f.box[3]) if faces else None)
+    return largest
+
+
 def predict_labelled(recognizer: Recognizer, photos: list[tuple[Path, int]],
                      detect: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """The class index the whole path gives each photo, its largest face's emotion or
     ``NO_FACE`` where no face is found, and that emotion's probability (NaN without a face)."""
     predicted = np.full(len(photos), NO_FACE)
     confidence = np.full(len(photos), np.nan)
-    for i, (path, _) in enumerate(photos):
-        faces = recognizer.predict(path, detect=detect)
-        if faces:
-            largest = max(faces, key=lambda f: f.box[2] * f.box[3])
-            predicted[i] = recognizer.classes.index(largest.emotion)
-            confidence[i] = largest.probabilities[largest.emotion]
+    for i, face in enumerate(largest_faces(recognizer, photos, detect)):
+        if face is not None:
+            predicted[i] = recognizer.classes.index(face.emotion)
+            confidence[i] = face.probabilities[face.emotion]
     return predicted, confidence
 
 
