@@ -1,6 +1,7 @@
 """Reading faces for the mix of expressions in photos (``prior="photos"``): the model's
-probabilities moved from FER-2013's Training mix by each class's share ratio, before the photo
-reader is blended in; FER-2013's own mix changes nothing."""
+probabilities (calibrated, test_calibration.py) moved from FER-2013's Training mix by each
+class's share ratio, before the photo reader is blended in; FER-2013's own mix changes
+nothing."""
 
 from __future__ import annotations
 
@@ -58,13 +59,17 @@ def test_an_unknown_prior_or_class_is_a_one_line_error():
         prior_weights("photos", (*EMOTIONS, "contempt"))
 
 
-def test_a_face_read_for_photos_is_the_models_reading_moved_by_the_prior():
+def test_a_face_read_for_photos_is_the_models_reading_calibrated_and_moved_by_the_prior():
     face = demo_face_48()
     as_trained = Recognizer(photo_reader=False).predict(face, detect=False)[0]
-    for_photos = Recognizer(photo_reader=False, prior="photos").predict(face, detect=False)[0]
-    expected = shift_prior(np.array([as_trained.probabilities[e] for e in EMOTIONS]),
-                           prior_weights("photos", EMOTIONS))
+    recognizer = Recognizer(photo_reader=False, prior="photos")
+    for_photos = recognizer.predict(face, detect=False)[0]
+    raw = np.array([as_trained.probabilities[e] for e in EMOTIONS])
+    weights = prior_weights("photos", EMOTIONS)
+    expected = shift_prior(raw, weights, recognizer.calibration)
     assert [for_photos.probabilities[e] for e in EMOTIONS] == pytest.approx(expected, abs=1e-6)
+    # the bundled model's calibration (test_calibration.py) makes a difference of its own
+    assert expected != pytest.approx(shift_prior(raw, weights), abs=1e-3)
 
 
 def test_the_prior_moves_the_models_reading_before_the_photo_reader_is_blended_in():

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 
+import pytest
+
 from fercnn.recognition import ASSETS, DEMO_PHOTO, Recognizer
 
 from .conftest import REPO, run_cli
@@ -86,3 +88,17 @@ def test_smiling_portrait_comes_out_happy():
     faces = json.loads(result.stdout)[0]["faces"]
     assert len(faces) == 1 and faces[0]["emotion"] == "happy"
     assert abs(sum(faces[0]["probabilities"].values()) - 1) < 1e-5
+
+
+def test_the_bundled_models_calibrations_are_what_public_test_gives(real_data):
+    """The calibration each bundled file carries (test_calibration.py) is fitted on FER-2013's
+    PublicTest by ``fercnn calibrate``, not written by hand: fitting again gives it back."""
+    from fercnn.data import load_dataset
+    from fercnn.training.calibrate import calibration_entry
+
+    dataset = load_dataset(real_data / "fer2013.csv.xz")
+    for name in ("default", "accurate", "tiny"):
+        stored = Recognizer(name).metadata["calibration"]
+        fitted = calibration_entry(name, dataset)
+        assert fitted["scale"] == pytest.approx(stored["scale"], abs=5e-3), name
+        assert fitted["bias"] == pytest.approx(stored["bias"], abs=5e-3), name

@@ -52,6 +52,9 @@ def test_metadata_travels_inside_the_file(exported):
         assert meta["input"]["shape"] == [1, 48, 48] and meta["model"] == "shallow"
         assert meta["quantization"] == quantization
         assert 0 <= meta["private_test_accuracy"] <= 1 and len(meta["config_digest"]) == 12
+        # exported with data: calibrated on its PublicTest for --prior photos (calibrate.py)
+        assert meta["calibration"]["split"] == "PublicTest"
+        assert meta["calibration"]["faces"] == 35
 
 
 def test_export_leaves_private_test_unread_unless_asked_to_score(exported, tmp_path):
@@ -570,6 +573,9 @@ def test_an_ensemble_exports_as_one_model_averaging_its_members(exported, tmp_pa
     np.testing.assert_allclose(Recognizer(joined).predict_batch(faces), expected, atol=1e-5)
     assert [m["source"] for m in Recognizer(joined).metadata["members"]] == \
         [str(exported["fp32"]), str(single)]
+    # a member's calibration is not the ensemble's; joined without data, it has none
+    assert "calibration" in Recognizer(exported["fp32"]).metadata
+    assert "calibration" not in Recognizer(joined).metadata
     assert_one_line_error(run_cli("export", exported["run"], single, "--out", joined),
                           "not both")
     nested = tmp_path / "nested.onnx"  # an ensemble joined again counts its networks

@@ -245,6 +245,18 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+@command
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .training.export import calibrate_onnx
+
+    entry = calibrate_onnx(args.model, args.out, data=args.data)["calibration"]
+    before, after = entry["nll"]
+    print(f"wrote {args.out}: probabilities calibrated on {entry['faces']} {entry['split']} "
+          f"faces (scale {entry['scale']:.3f}; negative log-likelihood {before:.4f} -> "
+          f"{after:.4f}), used by --prior photos")
+    return 0
+
+
 def _image_files(paths: list[str], skip: str | None = None) -> tuple[list, list[str]]:
     """(image file, its name for outputs) from files and folders (recursively), and one message
     per bad path. A file found in a folder keeps its path below that folder as its name, so
@@ -570,6 +582,13 @@ def _add_training_commands(sub) -> None:
     p.add_argument("--weights", type=float, nargs="+", metavar="W",
                    help="an ensemble's members weighted (one positive weight each, normalised) "
                    "instead of averaged")
+
+    p = sub.add_parser("calibrate", help="fit an exported model's calibration for --prior "
+                       "photos on PublicTest (new exports with --data carry one already)")
+    p.add_argument("model", metavar="MODEL.onnx", help="an exported model or a bundled name")
+    p.add_argument("--out", required=True, metavar="MODEL.onnx",
+                   help="the calibrated copy (may be MODEL itself)")
+    p.add_argument("--data", help="FER-2013 CSV or image folder (default: $FERCNN_DATA)")
 
 
 def _add_evaluation_commands(sub) -> None:

@@ -10,11 +10,17 @@ reads neutral faces as neutral far more often, and fear, which the models answer
 where it is almost never right, all but disappears; per-class recall of the rare classes falls
 with it, so it is a choice (``prior="photos"``), not the default
 (benchmarks/results/prior_choice.md, docs/recognition.md).
+
+The correction is only as good as the probabilities it moves, and label smoothing leaves the
+models under-confident. So a model that carries a :class:`Calibration` (bias-corrected
+temperature scaling fitted on PublicTest, Alexandari et al., ICML 2020; ``fercnn calibrate``)
+is calibrated first; the bundled ones do.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -55,11 +61,43 @@ def prior_weights(name: str, classes: tuple[str, ...]) -> np.ndarray | None:
     return weights
 
 
-def shift_prior(probabilities: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
-    """Rows of probabilities times ``weights`` (from :func:`prior_weights`), summing to one
-    again; unchanged for None."""
+@dataclass(frozen=True)
+class Calibration:
+    """Bias-corrected temperature scaling: calibrated log-probabilities are the model's times
+    ``scale`` plus a ``bias`` per class, fitted on PublicTest where the model's class mix is
+    its training mix (``fercnn calibrate``; metadata key ``calibration``)."""
+
+    scale: float
+    bias: np.ndarray  # per class, in the model's class order
+
+    @classmethod
+    def from_metadata(cls, entry: Mapping | None, classes: Sequence[str]) -> Calibration | None:
+        """The model file's calibration (None where it has none); one for other classes than
+        the model's is a one-line error."""
+        if not entry:
+            return None
+        bias = entry.get("bias", {})
+        if set(bias) != set(classes):
+            raise FercnnError(f"the model's calibration is for the classes {', '.join(bias)}, "
+                              f"not its own ({', '.join(classes)})")
+        return cls(float(entry["scale"]), np.array([bias[c] for c in classes], np.float32))
+
+    def apply(self, probabilities: np.ndarray) -> np.ndarray:
+        logits = np.log(np.maximum(probabilities, 1e-12)) * np.float32(self.scale) + self.bias
+        logits -= logits.max(axis=-1, keepdims=True)
+        calibrated = np.exp(logits)
+        return calibrated / calibrated.sum(axis=-1, keepdims=True)
+
+
+def shift_prior(probabilities: np.ndarray, weights: np.ndarray | None,
+                calibration: Calibration | None = None) -> np.ndarray:
+    """Rows of probabilities (calibrated first, with a ``calibration``) times ``weights`` (from
+    :func:`prior_weights`), summing to one again; unchanged for None weights, since the
+    calibration only serves the shift (on FER-2013 the models' own answers are kept)."""
     if weights is None:
         return probabilities
+    if calibration is not None:
+        probabilities = calibration.apply(probabilities)
     shifted = probabilities * weights
     return shifted / shifted.sum(axis=-1, keepdims=True)
 

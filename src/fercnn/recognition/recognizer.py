@@ -25,7 +25,7 @@ from .haar import HaarDetector
 from .images import load_image, to_gray
 from .photo_reader import BOX_WIDTH, PhotoReader, blend
 from .photo_reader import INPUT_SIZE as READER_SIZE
-from .priors import TRAINED_ON, prior_weights, shift_prior
+from .priors import TRAINED_ON, Calibration, prior_weights, shift_prior
 from .sessions import cpu_session
 
 DETECTORS = ("blazeface", "haar")
@@ -115,6 +115,9 @@ class Recognizer:
         self.photo_reader: PhotoReader | None = photo_reader or None
         prior_weights(prior, self.classes)  # an unknown name or class fails here, not later
         self.prior = prior
+        # what calibrates the model's probabilities before a prior shift (priors.py)
+        self.calibration = Calibration.from_metadata(self.metadata.get("calibration"),
+                                                     self.classes)
 
     def _detector(self) -> FaceDetector:
         if self.detector is None:
@@ -188,7 +191,8 @@ class Recognizer:
         probabilities = self.predict_batch(np.stack(crops)) if crops else np.zeros((0, 7))
         # the prior moves the model's own reading, before the photo reader (whose training
         # mix is not FER-2013's) is blended in
-        probabilities = shift_prior(probabilities, prior_weights(self.prior, self.classes))
+        probabilities = shift_prior(probabilities, prior_weights(self.prior, self.classes),
+                                    self.calibration)
         if any(shares):
             probabilities = self._blend_reader(probabilities, views, np.array(shares))
         results, i = [], 0

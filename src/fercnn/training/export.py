@@ -2,7 +2,9 @@
 included, with its metadata, optionally int8.
 
 The metadata travels inside the file (``metadata_props["fercnn"]``, JSON) so a model file alone
-tells a recogniser its classes, input size and normalisation, and how good it is.
+tells a recogniser its classes, input size and normalisation, how good it is, and (fitted on
+PublicTest when the data has it, calibrate.py) how to calibrate its probabilities for
+``--prior photos``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from torch import nn
 
 from ..errors import FercnnError
 from ..labels import EMOTIONS, IMAGE_SIZE
+from .calibrate import SPLIT as CALIBRATION_SPLIT
+from .calibrate import calibration_entry
 
 METADATA_KEY = "fercnn"
 
@@ -108,6 +112,29 @@ def requantize_onnx(model: str | Path, out: str | Path, data: str | None = None,
         onnx.save(_dequantized(onnx.load(str(source))), str(fp32))
         # an exported model keeps no config: calibrate on Training as the default config would
         _finish(fp32, Path(out), metadata, True, data, 0.1, calibration_images, score)
+    return metadata
+
+
+def calibrate_onnx(model: str | Path, out: str | Path, data: str | None = None) -> dict:
+    """Write ``out``: ``model`` (a file or bundled name) unchanged but for its metadata, which
+    gains the calibration fitted on the data's PublicTest (calibrate.py), for files exported
+    before fercnn fitted it, or exported without data. ``out`` may be ``model`` itself."""
+    from ..data import load_dataset
+    from ..recognition import Recognizer
+    from ..recognition.bundled import model_path
+
+    source = model_path(model)
+    metadata = dict(Recognizer(source).metadata)  # a file that is no model: a clear error
+    data = data or os.environ.get("FERCNN_DATA")
+    if not data:
+        raise FercnnError("calibrate needs FER-2013 to fit on (its PublicTest): pass --data")
+    metadata["calibration"] = calibration_entry(source, load_dataset(data))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staged = out.with_name(out.name + ".tmp")  # same folder as out: the rename is atomic
+    shutil.copyfile(source, staged)
+    write_metadata(staged, metadata)
+    os.replace(staged, out)
     return metadata
 
 
@@ -223,7 +250,12 @@ def _finish(fp32: Path, out: Path, metadata: dict, int8: bool, data: str | None,
         _quantize_int8(fp32, model_path, dataset.split("Training").images[:calibration_images])
     else:
         fp32.rename(model_path)
-    write_metadata(model_path, metadata)
+    # a member's or an earlier file's calibration is not this graph's: fitted again or dropped
+    metadata.pop("calibration", None)
+    write_metadata(model_path, metadata)  # first, so the fit reads the file as it will be read
+    if dataset is not None and dataset.split_mask(CALIBRATION_SPLIT).any():
+        metadata["calibration"] = calibration_entry(model_path, dataset)
+        write_metadata(model_path, metadata)
     # data packed without PrivateTest (scripts/device_data.py): scored where that split is
     if score and dataset is not None and dataset.split_mask("PrivateTest").any():
         from ..evaluate import evaluate
