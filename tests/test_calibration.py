@@ -87,8 +87,10 @@ def test_calibrate_refuses_bad_input_in_one_line(synthetic_csv, tmp_path):
     assert not out.exists()
 
 
-def test_a_calibration_for_other_classes_is_refused():
+def test_a_calibration_for_other_classes_or_without_its_scale_is_refused():
     with pytest.raises(FercnnError, match="calibration is for the classes"):
         Calibration.from_metadata({"scale": 1.2, "bias": {"happy": 0.1, "sad": 0.0}},
                                   tuple(EMOTIONS))
+    with pytest.raises(FercnnError, match="calibration is unreadable"):
+        Calibration.from_metadata({"bias": dict.fromkeys(EMOTIONS, 0.0)}, tuple(EMOTIONS))
     assert Calibration.from_metadata(None, tuple(EMOTIONS)) is None

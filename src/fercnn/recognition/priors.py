@@ -80,7 +80,11 @@ class Calibration:
         if set(bias) != set(classes):
             raise FercnnError(f"the model's calibration is for the classes {', '.join(bias)}, "
                               f"not its own ({', '.join(classes)})")
-        return cls(float(entry["scale"]), np.array([bias[c] for c in classes], np.float32))
+        try:
+            return cls(float(entry["scale"]), np.array([bias[c] for c in classes], np.float32))
+        except (KeyError, TypeError, ValueError) as e:
+            raise FercnnError(f"the model's calibration is unreadable ({e!r}): fit it again "
+                              "with fercnn calibrate") from None
 
     def apply(self, probabilities: np.ndarray) -> np.ndarray:
         logits = np.log(np.maximum(probabilities, 1e-12)) * np.float32(self.scale) + self.bias
