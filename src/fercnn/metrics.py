@@ -24,11 +24,10 @@ def classification_metrics(probabilities: np.ndarray, labels: np.ndarray,
     recall = np.divide(tp, confusion.sum(1), out=np.zeros(k), where=confusion.sum(1) > 0)
     f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(k),
                    where=precision + recall > 0)
-    picked = probabilities[np.arange(len(labels)), labels]
     result = {
         "images": int(len(labels)),
         "accuracy": float((predicted == labels).mean()),
-        "loss": float(-np.log(np.clip(picked, 1e-12, None)).mean()),
+        "loss": negative_log_likelihood(probabilities, labels),
         "macro_f1": float(f1.mean()),
         "per_class": {e: {"precision": float(p), "recall": float(r), "f1": float(f),
                           "support": int(s)}
@@ -41,6 +40,12 @@ def classification_metrics(probabilities: np.ndarray, labels: np.ndarray,
         result["clean_accuracy"] = float((predicted[clean] == labels[clean]).mean()) \
             if clean.any() else None
     return result
+
+
+def negative_log_likelihood(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """The mean cross-entropy of ``labels`` under ``probabilities`` (a split's loss)."""
+    picked = probabilities[np.arange(len(labels)), np.asarray(labels)]
+    return float(-np.log(np.clip(picked, 1e-12, None)).mean())
 
 
 def write_report(result: dict, out: str | Path, title: str) -> None:

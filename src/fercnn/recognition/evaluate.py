@@ -19,11 +19,13 @@ from .recognizer import FaceResult, Recognizer
 
 def onnx_probabilities(model: str | Path, images: np.ndarray, tta: bool | str = False
                        ) -> tuple[np.ndarray, dict]:
-    """Probabilities of an exported model (``default``: the embedded one), and its metadata."""
-    recognizer = Recognizer(model, tta=tta)
+    """Probabilities of an exported model (``default``: the embedded one) for 48x48 faces,
+    which the photo reader never reads, and its name and classes."""
+    recognizer = Recognizer(model, tta=tta, photo_reader=False)
     probabilities = np.concatenate([recognizer.predict_batch(images[i:i + 256])
                                     for i in range(0, len(images), 256)])
-    return probabilities, {"model": recognizer.metadata.get("model")}
+    return probabilities, {"model": recognizer.metadata.get("model"),
+                           "classes": recognizer.classes}
 
 
 def labelled_images(folder: str | Path) -> list[tuple[Path, int]]:

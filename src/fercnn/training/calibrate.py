@@ -17,8 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FercnnError
+from ..metrics import negative_log_likelihood
 
 SPLIT = "PublicTest"
+VIEWS = "mirror"  # Recognizer's default: the views every face of a photo is read with
 # a little L2 on the biases: a class absent from a small PublicTest (synthetic data) would
 # otherwise drift to minus infinity; on FER-2013 it moves the default's biases by under 0.005
 # and its scale by 2e-4
@@ -48,27 +50,21 @@ def fit_calibration(probabilities: np.ndarray, labels: np.ndarray) -> tuple[floa
     return float(log_scale.detach().exp()), bias.detach().numpy().copy()
 
 
-def negative_log_likelihood(probabilities: np.ndarray, labels: np.ndarray) -> float:
-    picked = probabilities[np.arange(len(labels)), np.asarray(labels)]
-    return float(-np.log(np.maximum(picked, 1e-12)).mean())
-
-
 def calibration_entry(model: str | Path, dataset) -> dict:
     """The metadata entry for ``model`` (a file or bundled name) fitted on ``dataset``'s
-    PublicTest faces, read as recognition reads faces (its default views, no photo reader)."""
-    from ..recognition import Recognizer
+    PublicTest faces, read as recognition reads faces (with their mirror image, no photo
+    reader)."""
+    from ..recognition.evaluate import onnx_probabilities
     from ..recognition.priors import Calibration
 
     split = dataset.split(SPLIT)
     if len(split) == 0:
         raise FercnnError(f"calibration needs {SPLIT} faces; the data has none")
-    recognizer = Recognizer(model, photo_reader=False)
-    probabilities = np.concatenate([recognizer.predict_batch(split.images[i:i + 512])
-                                    for i in range(0, len(split), 512)])
+    probabilities, read = onnx_probabilities(model, split.images, tta=VIEWS)
     scale, bias = fit_calibration(probabilities, split.labels)
-    classes = recognizer.classes
+    classes = read["classes"]
     entry = {"method": "bias-corrected temperature scaling", "split": SPLIT,
-             "faces": len(split), "views": recognizer.tta, "scale": round(scale, 5),
+             "faces": len(split), "views": VIEWS, "scale": round(scale, 5),
              "bias": {c: round(float(b), 5) for c, b in zip(classes, bias, strict=True)}}
     calibrated = Calibration.from_metadata(entry, classes).apply(probabilities)
     entry["nll"] = [round(negative_log_likelihood(p, split.labels), 5)
